@@ -23,6 +23,7 @@ from gitops_lab.api.types import FIELD_MANAGER, ResourceKey
 __all__ = ["Kube", "KubeError", "ResourceInfo"]
 
 Obj = dict[str, Any]
+RETRIES = 5  # transient failures (connection reset, 429, 503): 50 ms … 1.6 s backoff
 
 
 class KubeError(Exception):
@@ -144,17 +145,29 @@ class Kube:
         if query:
             url += "?" + urlencode({k: v for k, v in query.items() if v is not None})
         data = None if body is None else json.dumps(body).encode()
-        try:
-            resp = self._pool.request(
-                method,
-                url,
-                body=data,
-                headers=self._headers(content_type if data is not None else None),
-                timeout=urllib3.Timeout(connect=5.0, read=timeout),
-                preload_content=True,
-            )
-        except urllib3.exceptions.HTTPError as exc:
-            raise KubeError(0, "Unreachable", f"{method} {path}: {exc}") from exc
+        delay = 0.05
+        for attempt in range(RETRIES + 1):
+            try:
+                resp = self._pool.request(
+                    method,
+                    url,
+                    body=data,
+                    headers=self._headers(content_type if data is not None else None),
+                    timeout=urllib3.Timeout(connect=5.0, read=timeout),
+                    preload_content=True,
+                )
+            except urllib3.exceptions.HTTPError as exc:
+                if attempt < RETRIES:
+                    time.sleep(delay)
+                    delay *= 2
+                    continue
+                raise KubeError(0, "Unreachable", f"{method} {path}: {exc}") from exc
+            # 429 (priority and fairness) and 503 (e.g. a CRD's storage initialising) pass
+            if resp.status in (429, 503) and attempt < RETRIES:
+                time.sleep(delay)
+                delay *= 2
+                continue
+            break
         payload: Obj = {}
         if resp.data:
             try:

@@ -28,8 +28,10 @@ __all__ = [
     "BinaryError",
     "Toolchain",
     "bin_dir",
+    "binary_version",
     "cache_root",
     "ensure_binaries",
+    "expected_version",
     "find_binaries",
 ]
 
@@ -73,7 +75,8 @@ def bin_dir() -> Path:
     return cache_root() / f"k8s-{KUBERNETES_VERSION}" / "bin"
 
 
-def _expected_version(name: str) -> str:
+def expected_version(name: str) -> str:
+    """The version the lab pins for one of BINARIES (what `gitops-lab doctor` compares with)."""
     if name in KUBE_BINARIES:
         return KUBERNETES_VERSION
     return {"etcd": ETCD_VERSION, "kwok": KWOK_VERSION, "kind": KIND_VERSION}[name]
@@ -116,7 +119,7 @@ def find_binaries(directory: Path | None = None) -> Toolchain | None:
         if not path.is_file():
             return None
         version = binary_version(path)
-        if version is None or not version.startswith(_expected_version(name)):
+        if version is None or not version.startswith(expected_version(name)):
             return None
         versions[name] = version
     return Toolchain(directory, versions)
@@ -127,7 +130,7 @@ def _missing(directory: Path) -> list[str]:
     for name in BINARIES:
         path = directory / name
         version = binary_version(path) if path.is_file() else None
-        if version is None or not version.startswith(_expected_version(name)):
+        if version is None or not version.startswith(expected_version(name)):
             missing.append(name)
     return missing
 

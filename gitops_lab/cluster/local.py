@@ -11,6 +11,7 @@ in one function a learner can read, and `down` can prove it left no process behi
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
 import os
@@ -71,14 +72,19 @@ def _proc_cmdline(pid: int) -> str:
         return ""
 
 
-def _pids_mentioning(marker: str) -> list[int]:
-    """Every process whose command line names `marker` (the cluster's state dir)."""
+def _pids_mentioning(marker: str, programs: tuple[str, ...] = COMPONENTS) -> list[int]:
+    """Every process of `programs` whose command line names `marker` (the cluster's state dir).
+
+    Only the control-plane programs: a learner's `tail -f .../logs/etcd.log` is left alone.
+    """
     found = []
     me = os.getpid()
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != me:
-            if marker in _proc_cmdline(int(entry.name)):
-                found.append(int(entry.name))
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        cmdline = _proc_cmdline(int(entry.name))
+        if marker in cmdline and Path(cmdline.split(" ", 1)[0]).name in programs:
+            found.append(int(entry.name))
     return found
 
 
@@ -232,7 +238,8 @@ class LocalCluster(Provider):
 
     def _log_tail(self, component: str, lines: int = 12) -> str:
         try:
-            return "\n".join(self.log_file(component).read_text(errors="replace").splitlines()[-lines:])
+            text = self.log_file(component).read_text(errors="replace")
+            return "\n".join(text.splitlines()[-lines:])
         except OSError:
             return ""
 
@@ -380,7 +387,9 @@ class LocalCluster(Provider):
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         path.chmod(0o600)
 
-    def _kubectl(self, tools: Toolchain, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    def _kubectl(
+        self, tools: Toolchain, *args: str, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(tools.path("kubectl")), f"--kubeconfig={self.kubeconfig()}", *args],
             input=stdin,
@@ -439,30 +448,31 @@ class LocalCluster(Provider):
 
     # ---- down ----------------------------------------------------------------------------
     def down(self) -> None:
-        """Stop every process of this cluster (recorded or found by its state dir), remove state."""
+        """Stop every process of this cluster (recorded or found by its state dir), remove state.
+
+        `down` throws the cluster's data away, so nothing needs a graceful shutdown: SIGKILL.
+        (SIGTERM to etcd and kube-apiserver at once stalls both for 7-10 s, each waiting on the
+        other's connections.) The /proc scan also finds processes whose `up` was killed before
+        it could record them.
+        """
         pids: set[int] = set()
         for record in self._read_state().get("processes", {}).values():
             if self._alive(record):
                 pids.add(int(record["pid"]))
-        if self.state_dir.exists():
-            pids.update(_pids_mentioning(str(self.state_dir) + "/"))
-            pids.update(_pids_mentioning(f"--kubeconfig={self.kubeconfig()}"))
-        # Reverse start order: kwok and controllers first, etcd last.
-        for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-            for pid in pids:
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
-            deadline = time.monotonic() + grace
-            while time.monotonic() < deadline:
-                pids = {p for p in pids if _is_running(p)}
-                if not pids:
-                    break
-                time.sleep(0.05)
-            if not pids:
-                break
+        pids.update(_pids_mentioning(str(self.state_dir) + "/"))
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10.0
+        while pids and time.monotonic() < deadline:
+            pids = {p for p in pids if _is_running(p)}
+            time.sleep(0.02)
         shutil.rmtree(self.state_dir, ignore_errors=True)
+        if pids:
+            raise ClusterError(
+                f"processes {sorted(pids)} of cluster {self.name!r} survived SIGKILL; "
+                "hint: `ps -o pid,stat,cmd -p PID` (a process stuck in state D needs a reboot)"
+            )
 
     def restart(self, component: str) -> None:
         """Stop and start one component with the same flags (used to test API-server restarts)."""
@@ -488,9 +498,7 @@ def _is_running(pid: int) -> bool:
         return False
     state = stat.rsplit(")", 1)[1].split()[0]
     if state == "Z":
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
         return False
     return True

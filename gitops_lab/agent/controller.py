@@ -1,0 +1,481 @@
+"""The GitOps agent: watches Applications and the objects they manage, polls Git, reconciles.
+Top of the agent/ package: runs engine/sync.py in worker threads and writes status, events,
+alerts and metrics. Runs in the foreground (`gitops-lab agent run`) or in a notebook thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gitops_lab.agent.events import Alerter, Recorder
+from gitops_lab.agent.livecache import KindWatch, LiveCache
+from gitops_lab.agent.server import AgentServer, Metrics
+from gitops_lab.agent.status import build_status, now, status_changed
+from gitops_lab.api.types import GROUP, PLURAL, REFRESH_ANNOTATION, VERSION, HealthStatus, ResourceKey, SyncStatus
+from gitops_lab.cluster.binaries import cache_root
+from gitops_lab.engine.sync import AppSpec, Reconciler, ReconcileResult, SpecError, SyncRequest
+from gitops_lab.kube import Kube, KubeError, ResourceInfo
+from gitops_lab.source import RepoCache, SourceError
+
+__all__ = ["Agent", "AgentOptions", "WorkQueue"]
+
+log = logging.getLogger("gitops_lab.agent")
+AppKey = tuple[str, str]  # (namespace, name)
+
+APP_INFO = ResourceInfo(GROUP, VERSION, "Application", PLURAL, True, ("list", "watch"))
+
+
+@dataclass
+class AgentOptions:
+    namespace: str = "gitops-lab"
+    poll_interval: float = 2.0  # seconds between Git polls (Argo CD: 180 s)
+    resync_interval: float = 60.0  # full re-compare of every app even when nothing happened
+    workers: int = 4
+    alert_webhook: str | None = None
+    http_address: str = "127.0.0.1:0"
+    cache_dir: Path = field(default_factory=lambda: cache_root() / "repos")
+    kubectl: str | None = None
+
+
+class WorkQueue:
+    """client-go's workqueue in small: a key is queued once, never processed twice at once."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._pending: dict[AppKey, tuple[float, bool]] = {}  # key -> (due time, fetch)
+        self._active: set[AppKey] = set()
+        self._again: dict[AppKey, bool] = {}
+        self._closed = False
+
+    def add(self, key: AppKey, *, fetch: bool = False, delay: float = 0.0) -> None:
+        with self._cond:
+            due = time.monotonic() + delay
+            if key in self._active:
+                self._again[key] = self._again.get(key, False) or fetch
+                return
+            old = self._pending.get(key)
+            if old is not None:
+                due = min(due, old[0])
+                fetch = fetch or old[1]
+            self._pending[key] = (due, fetch)
+            self._cond.notify()
+
+    def get(self, timeout: float = 0.5) -> tuple[AppKey, bool] | None:
+        with self._cond:
+            deadline = time.monotonic() + timeout
+            while not self._closed:
+                now_ = time.monotonic()
+                ready = [(d, k) for k, (d, _) in self._pending.items() if d <= now_]
+                if ready:
+                    _, key = min(ready)
+                    _, fetch = self._pending.pop(key)
+                    self._active.add(key)
+                    return key, fetch
+                wait = min([d for d, _ in self._pending.values()] + [deadline]) - now_
+                if now_ >= deadline:
+                    return None
+                self._cond.wait(max(0.001, wait))
+            return None
+
+    def done(self, key: AppKey) -> None:
+        with self._cond:
+            self._active.discard(key)
+            if key in self._again:
+                fetch = self._again.pop(key)
+                self._pending[key] = (time.monotonic(), fetch)
+                self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._pending)
+
+
+class Agent:
+    """Keeps every Application in `options.namespace` equal to Git. Thread-safe start/stop."""
+
+    def __init__(self, kube: Kube, options: AgentOptions | None = None) -> None:
+        self.kube = kube
+        self.options = options or AgentOptions()
+        self.repos = RepoCache(self.options.cache_dir)
+        self.live = LiveCache(kube, self._on_live_change)
+        self.reconciler = Reconciler(kube, self.repos, self.live, kubectl=self.options.kubectl)
+        self.recorder = Recorder(kube)
+        self.alerter = Alerter(self.options.alert_webhook)
+        self.metrics = Metrics()
+        self.queue = WorkQueue()
+        self.apps: dict[AppKey, dict[str, Any]] = {}
+        self.results: dict[AppKey, ReconcileResult] = {}
+        self.statuses: dict[AppKey, dict[str, Any]] = {}
+        self._owners: dict[ResourceKey, set[AppKey]] = {}
+        self._seen: dict[AppKey, tuple[Any, ...]] = {}
+        self._heads: dict[AppKey, str] = {}
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._app_watch = KindWatch(kube, APP_INFO, self._on_app_change, self._stop,
+                                    namespace=self.options.namespace)
+        self.server: AgentServer | None = None
+        self.started_at = 0.0
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> Agent:
+        if self._threads:
+            return self
+        self.started_at = time.time()
+        self.server = AgentServer(self.options.http_address, self.metrics, self.healthy,
+                                  self.webhook)
+        self.server.start()
+        self._app_watch.thread.start()
+        self._spawn(self._poll_git, "git-poller")
+        for i in range(self.options.workers):
+            self._spawn(self._worker, f"worker-{i}")
+        log.info("agent started: namespace=%s http=%s", self.options.namespace, self.server.url)
+        return self
+
+    def _spawn(self, target: Any, name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self.queue.close()
+        self.live.stop()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads.clear()
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    def run_forever(self) -> None:
+        """Foreground mode: until SIGTERM/SIGINT, then a clean stop."""
+        def _handler(signum: int, _frame: Any) -> None:
+            log.info("signal %s: stopping", signal.Signals(signum).name)
+            self._stop.set()
+
+        signal.signal(signal.SIGTERM, _handler)
+        signal.signal(signal.SIGINT, _handler)
+        self.start()
+        while not self._stop.wait(0.5):
+            pass
+        self.stop()
+
+    def healthy(self) -> bool:
+        return self._app_watch.synced.is_set() and not self._stop.is_set()
+
+    def wait_ready(self, timeout: float = 30.0) -> bool:
+        return self._app_watch.synced.wait(timeout)
+
+    @property
+    def url(self) -> str:
+        return self.server.url if self.server else ""
+
+    # ---- inputs: watches, Git poller, webhook ------------------------------------------------
+    def _on_app_change(self, key: ResourceKey, obj: dict[str, Any] | None, kind: str) -> None:
+        app_key = (key.namespace, key.name)
+        if obj is None:
+            with self._lock:
+                self.apps.pop(app_key, None)
+                self.results.pop(app_key, None)
+                self.statuses.pop(app_key, None)
+                self._seen.pop(app_key, None)
+                for owners in self._owners.values():
+                    owners.discard(app_key)
+            return
+        meta = obj.get("metadata") or {}
+        refresh = (meta.get("annotations") or {}).get(REFRESH_ANNOTATION)
+        fingerprint = (meta.get("generation"), refresh, bool(obj.get("operation")))
+        with self._lock:
+            self.apps[app_key] = obj
+            if app_key not in self.statuses:
+                self.statuses[app_key] = dict(obj.get("status") or {})
+            changed = self._seen.get(app_key) != fingerprint
+            self._seen[app_key] = fingerprint
+        if changed:
+            self.queue.add(app_key, fetch=True)
+
+    def _on_live_change(self, key: ResourceKey, obj: dict[str, Any] | None, kind: str) -> None:
+        with self._lock:
+            owners = set(self._owners.get(key, ()))
+        for app_key in owners:
+            self.queue.add(app_key)
+
+    def _poll_git(self) -> None:
+        """Fetch each repo once per interval; queue the apps whose target moved."""
+        last_resync = time.monotonic()
+        while not self._stop.wait(self.options.poll_interval):
+            with self._lock:
+                apps = dict(self.apps)
+            by_repo: dict[str, list[tuple[AppKey, AppSpec]]] = {}
+            for app_key, app in apps.items():
+                try:
+                    spec = AppSpec.from_object(app)
+                except SpecError:
+                    continue
+                by_repo.setdefault(spec.repo_url, []).append((app_key, spec))
+            for url, members in by_repo.items():
+                try:
+                    self.repos.fetch(url, timeout=10)
+                except SourceError:
+                    for app_key, _ in members:
+                        self.queue.add(app_key)  # the reconcile reports the error
+                    continue
+                for app_key, spec in members:
+                    try:
+                        head = self.repos.resolve(url, spec.target_revision)
+                    except SourceError:
+                        head = ""
+                    if self._heads.get(app_key) != head:
+                        self._heads[app_key] = head
+                        self.queue.add(app_key)
+            if time.monotonic() - last_resync > self.options.resync_interval:
+                last_resync = time.monotonic()
+                for app_key in apps:
+                    self.queue.add(app_key)
+
+    def webhook(self, payload: dict[str, Any]) -> int:
+        """A Git push notification: refresh the apps on that repo (all apps if none named)."""
+        repo = payload.get("repository") or {}
+        urls = {str(repo.get(k)) for k in ("url", "clone_url", "git_url") if repo.get(k)}
+        count = 0
+        with self._lock:
+            apps = dict(self.apps)
+        for app_key, app in apps.items():
+            source = ((app.get("spec") or {}).get("source") or {})
+            if not urls or source.get("repoURL") in urls:
+                self.queue.add(app_key, fetch=True)
+                count += 1
+        return count
+
+    def refresh(self, namespace: str, name: str) -> None:
+        self.queue.add((namespace, name), fetch=True)
+
+    # ---- the work --------------------------------------------------------------------------
+    def _worker(self) -> None:
+        while not self._stop.is_set():
+            item = self.queue.get()
+            if item is None:
+                continue
+            app_key, fetch = item
+            try:
+                self._process(app_key, fetch)
+            except KubeError as exc:
+                log.warning("reconcile %s/%s: %s (retrying)", *app_key, exc.message)
+                self.metrics.reconciles.labels(f"{app_key[0]}/{app_key[1]}", "error").inc()
+                self.queue.done(app_key)
+                self.queue.add(app_key, fetch=fetch, delay=1.0)
+                continue
+            except Exception:
+                log.exception("reconcile %s/%s crashed", *app_key)
+                self.queue.done(app_key)
+                self.queue.add(app_key, fetch=fetch, delay=2.0)
+                continue
+            self.queue.done(app_key)
+
+    def _process(self, app_key: AppKey, fetch: bool) -> None:
+        with self._lock:
+            app = self.apps.get(app_key)
+            prev = dict(self.statuses.get(app_key) or (app or {}).get("status") or {})
+        if app is None:
+            return
+        label = f"{app_key[0]}/{app_key[1]}"
+        operation = app.get("operation") or None
+        op_sync = (operation or {}).get("sync")
+        request = None
+        if operation is not None:
+            op_sync = op_sync or {}
+            request = SyncRequest(revision=op_sync.get("revision") or None,
+                                  prune=bool(op_sync.get("prune", False)))
+        started = now()
+        t0 = time.perf_counter()
+
+        def on_sync_start(sha: str) -> None:
+            why = "operation" if request else "automated sync"
+            self.recorder.record(app, "Normal", "SyncStarted",
+                                 f"{why}: syncing to {sha[:7]}", revision=sha)
+
+        result = self.reconciler.reconcile(app, fetch=fetch, sync=request, previous=prev,
+                                           on_sync_start=on_sync_start)
+        elapsed = time.perf_counter() - t0
+        status = build_status(prev, result, started_at=started, operation=operation)
+        self._index(app_key, result)
+        self._emit(app, prev, status, result, rollback=False)
+
+        rollback = False
+        if request is not None and request.revision and result.revision and result.spec:
+            try:
+                head = self.repos.resolve(result.spec.repo_url, result.spec.target_revision)
+            except SourceError:
+                head = ""
+            rollback = bool(head) and head != result.revision
+        if status_changed(prev, status) or operation is not None or \
+                _stale(prev, self.options.resync_interval):
+            self._write_status(app, status)
+        with self._lock:
+            self.statuses[app_key] = status
+            self.results[app_key] = result
+            if result.revision:
+                self._heads.setdefault(app_key, result.revision)
+        if operation is not None:
+            self._finish_operation(app, rollback, result)
+        if (app.get("metadata", {}).get("annotations") or {}).get(REFRESH_ANNOTATION):
+            self._clear_refresh(app)
+        self.metrics.reconciles.labels(label, "ok" if result.ok else "error").inc()
+        self.metrics.duration.labels(label).observe(elapsed)
+        self.metrics.set_state(label, result.sync_status.value, result.health.status.value)
+        if not result.ok:
+            self.queue.add(app_key, delay=max(self.options.poll_interval, 2.0))
+
+    def _index(self, app_key: AppKey, result: ReconcileResult) -> None:
+        """Remember which live objects belong to which app, so their changes re-queue it."""
+        keys = {r.key for r in result.resources}
+        with self._lock:
+            for owners in self._owners.values():
+                owners.discard(app_key)
+            for key in keys:
+                self._owners.setdefault(key, set()).add(app_key)
+        for key in keys:
+            try:
+                self.live.get(key)  # start watching the kind, if not yet
+            except KubeError:
+                pass
+
+    def _emit(self, app: Mapping[str, Any], prev: Mapping[str, Any], status: Mapping[str, Any],
+              result: ReconcileResult, rollback: bool) -> None:
+        label = f"{app['metadata']['namespace']}/{app['metadata']['name']}"
+        rev = result.revision or ""
+        prev_sync = (prev.get("sync") or {}).get("status")
+        prev_health = (prev.get("health") or {}).get("status")
+        last_synced = ((prev.get("operationState") or {}).get("syncResult") or {}).get("revision")
+        out = [r for r in result.resources if r.status is SyncStatus.OUT_OF_SYNC]
+        spec = result.spec
+        # Drift: live changed while Git did not (same revision as the last sync)
+        drifted = [r for r in out if r.message != "requires pruning"]
+        if drifted and rev and rev == last_synced and prev_sync == SyncStatus.SYNCED.value:
+            names = [str(r.key) for r in drifted]
+            msg = "live state differs from Git at " + rev[:7] + ": " + "; ".join(
+                f"{r.key} {r.message}" for r in drifted[:5])
+            healing = bool(spec and spec.automated and spec.self_heal)
+            if healing:
+                msg += " — self-heal will revert it"
+            self.metrics.drift.labels(label).inc()
+            self._alert(app, "DriftDetected", msg, rev, names)
+            if healing and result.changes is not None and not result.sync_error:
+                self.recorder.record(app, "Normal", "SelfHealed",
+                                     f"reverted drift on {', '.join(names[:5])}", revision=rev)
+        elif result.changes is not None and not result.sync_error and rev == last_synced and \
+                spec and spec.self_heal and result.changes.writes and not out:
+            names = [str(c.key) for c in result.changes if c.action.value in ("configured", "created")]
+            self.recorder.record(app, "Normal", "SelfHealed",
+                                 f"reverted drift on {', '.join(names[:5])}", revision=rev)
+        if result.changes is not None:
+            if result.sync_error:
+                self._alert(app, "SyncFailed", result.sync_error, rev,
+                            [str(c.key) for c in result.changes.failed])
+            else:
+                self.recorder.record(app, "Normal", "Synced",
+                                     f"synced to {rev[:7]}: {result.changes.summary()}",
+                                     revision=rev)
+                pruned = [str(c.key) for c in result.changes if c.action.value == "pruned"]
+                if pruned:
+                    self.recorder.record(app, "Normal", "Pruned", "pruned " + ", ".join(pruned),
+                                         revision=rev)
+        new_conds = {c.type: c.message for c in result.conditions}
+        old_conds = {c.get("type"): c.get("message") for c in prev.get("conditions") or []}
+        for ctype, msg in new_conds.items():
+            if ctype in ("ComparisonError", "SourceError", "SyncError", "InvalidSpecError") and \
+                    old_conds.get(ctype) != msg and not (result.changes and result.sync_error):
+                self._alert(app, "SyncFailed", f"{ctype}: {msg}", rev, [])
+        health = result.health.status.value
+        if prev_health != health:
+            kind = "Warning" if health == HealthStatus.DEGRADED.value else "Normal"
+            self.recorder.record(app, kind, "HealthChanged",
+                                 f"health {prev_health or 'unknown'} → {health}"
+                                 + (f": {result.health.message}" if result.health.message else ""),
+                                 revision=rev)
+            if health == HealthStatus.DEGRADED.value:
+                bad = [str(r.key) for r in result.resources
+                       if r.health and r.health.status is HealthStatus.DEGRADED]
+                self.alerter.send(label, "HealthDegraded", result.health.message, rev, bad)
+
+    def _alert(self, app: Mapping[str, Any], reason: str, message: str, revision: str,
+               resources: list[str]) -> None:
+        label = f"{app['metadata']['namespace']}/{app['metadata']['name']}"
+        sent = self.alerter.send(label, reason, message, revision, resources)
+        self.recorder.record(app, "Warning", reason, message, revision=revision,
+                             resources=tuple(resources), alerted=sent)
+
+    # ---- writes to the Application -------------------------------------------------------------
+    def _write_status(self, app: Mapping[str, Any], status: dict[str, Any]) -> None:
+        meta = app["metadata"]
+        path = APP_INFO.path(meta["namespace"], meta["name"]) + "/status"
+        # a merge patch with the full status: lists are replaced, absent keys are removed
+        body = {"status": {**{k: None for k in (app.get("status") or {}) if k not in status},
+                           **status}}
+        try:
+            self.kube.request("PATCH", path, body=body,
+                              content_type="application/merge-patch+json")
+        except KubeError as exc:
+            if not exc.not_found:
+                raise
+
+    def _finish_operation(self, app: Mapping[str, Any], rollback: bool,
+                          result: ReconcileResult) -> None:
+        meta = app["metadata"]
+        patch: dict[str, Any] = {"operation": None}
+        if rollback and ((app.get("spec") or {}).get("syncPolicy") or {}).get("automated"):
+            patch["spec"] = {"syncPolicy": {"automated": None}}
+            self.recorder.record(
+                app, "Normal", "Synced",
+                f"rolled back to {(result.revision or '')[:7]}: automated sync is now off so "
+                "the rollback is not undone; re-enable it when Git is fixed",
+                revision=result.revision or "")
+        try:
+            self.kube.request("PATCH", APP_INFO.path(meta["namespace"], meta["name"]),
+                              body=patch, content_type="application/merge-patch+json")
+        except KubeError as exc:
+            if not exc.not_found:
+                raise
+
+    def _clear_refresh(self, app: Mapping[str, Any]) -> None:
+        meta = app["metadata"]
+        try:
+            self.kube.request(
+                "PATCH", APP_INFO.path(meta["namespace"], meta["name"]),
+                body={"metadata": {"annotations": {REFRESH_ANNOTATION: None}}},
+                content_type="application/merge-patch+json")
+        except KubeError as exc:
+            if not exc.not_found:
+                raise
+
+
+def _stale(prev: Mapping[str, Any], max_age: float) -> bool:
+    stamp = prev.get("reconciledAt")
+    if not stamp:
+        return True
+    try:
+        then = time.mktime(time.strptime(str(stamp), "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+    except ValueError:
+        return True
+    return time.time() - then > max_age
+
+
+def default_options_from_env() -> AgentOptions:
+    opts = AgentOptions()
+    if os.environ.get("GITOPS_LAB_POLL_INTERVAL"):
+        opts.poll_interval = float(os.environ["GITOPS_LAB_POLL_INTERVAL"])
+    return opts

@@ -1,0 +1,130 @@
+"""Kubernetes Events on Applications, and alerts POSTed to a webhook.
+Used by agent/controller.py; every event is also kept in memory for the EventLog widget.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import threading
+import urllib.request
+import uuid
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from gitops_lab.agent.status import now
+from gitops_lab.api.types import API_VERSION, KIND
+from gitops_lab.kube import Kube, KubeError
+
+__all__ = ["ALERT_REASONS", "Alerter", "EventRecord", "Recorder"]
+
+log = logging.getLogger("gitops_lab.agent.events")
+
+ALERT_REASONS = ("DriftDetected", "SyncFailed", "HealthDegraded")
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    app: str  # namespace/name
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+    time: str = field(default_factory=now)
+    revision: str = ""
+    resources: tuple[str, ...] = ()
+    alerted: bool = False
+
+
+class Recorder:
+    """Writes core/v1 Events about an Application (what `kubectl describe app` shows)."""
+
+    def __init__(self, kube: Kube, component: str = "gitops-lab-agent",
+                 keep: int = 500) -> None:
+        self.kube = kube
+        self.component = component
+        self.recent: collections.deque[EventRecord] = collections.deque(maxlen=keep)
+        self._listeners: list[Any] = []
+        self._lock = threading.Lock()
+
+    def subscribe(self, callback: Any) -> None:
+        with self._lock:
+            self._listeners.append(callback)
+
+    def unsubscribe(self, callback: Any) -> None:
+        with self._lock:
+            if callback in self._listeners:
+                self._listeners.remove(callback)
+
+    def record(self, app: Mapping[str, Any], type_: str, reason: str, message: str, *,
+               revision: str = "", resources: tuple[str, ...] = (), alerted: bool = False) -> None:
+        meta = app.get("metadata") or {}
+        ns, name = str(meta.get("namespace")), str(meta.get("name"))
+        stamp = now()
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{name}.{uuid.uuid4().hex[:12]}", "namespace": ns},
+            "involvedObject": {
+                "apiVersion": API_VERSION, "kind": KIND, "namespace": ns, "name": name,
+                "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": self.component},
+            "reportingComponent": self.component,
+            "reportingInstance": self.component,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        try:
+            self.kube.request("POST", f"/api/v1/namespaces/{ns}/events", body=event)
+        except KubeError as exc:
+            log.warning("could not record event %s on %s/%s: %s", reason, ns, name, exc.message)
+        rec = EventRecord(f"{ns}/{name}", type_, reason, message, stamp, revision, resources,
+                          alerted)
+        self.recent.append(rec)
+        with self._lock:
+            listeners = list(self._listeners)
+        for callback in listeners:
+            try:
+                callback(rec)
+            except Exception:  # a widget must never break the agent
+                log.exception("event listener failed")
+
+
+class Alerter:
+    """POSTs `{app, reason, message, revision, resources}` as JSON to the alert webhook."""
+
+    def __init__(self, url: str | None, timeout: float = 3.0) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.sent: collections.deque[dict[str, Any]] = collections.deque(maxlen=200)
+
+    def send(self, app: str, reason: str, message: str, revision: str,
+             resources: list[str]) -> bool:
+        payload = {"app": app, "reason": reason, "message": message, "revision": revision,
+                   "resources": resources}
+        self.sent.append(payload)
+        if not self.url:
+            return False
+        body = json.dumps(payload).encode()
+        req = urllib.request.Request(self.url, data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+        # fire and forget in a thread: a slow receiver must not stall reconciles
+        threading.Thread(target=self._post, args=(req,), daemon=True).start()
+        return True
+
+    def _post(self, req: urllib.request.Request) -> None:
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310
+                resp.read()
+        except OSError as exc:
+            log.warning("alert webhook %s failed: %s", self.url, exc)
+
+
+def record_to_dict(rec: EventRecord) -> dict[str, Any]:
+    return asdict(rec)

@@ -1,0 +1,463 @@
+"""`gitops-lab`: the command line, thin over cluster/ (and appcli.py for `agent`/`app`).
+Progress goes to stderr; stdout carries only what scripts read (a kubeconfig path, `env` lines).
+
+Every command is a function `(argparse.Namespace) -> int` set as `func` on its sub-parser.
+Every failure ends as one stderr line `error: <reason>; hint: <what to do>` and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn, cast
+
+from gitops_lab.cluster import (
+    PROVIDERS,
+    BinaryError,
+    ClusterError,
+    ClusterStatus,
+    ExistingCluster,
+    KindCluster,
+    LocalCluster,
+    Provider,
+    bin_dir,
+    get_provider,
+)
+from gitops_lab.cluster.base import clusters_root, current_cluster_file, read_current
+from gitops_lab.cluster.binaries import BINARIES, binary_version, expected_version
+from gitops_lab.cluster.kind import docker_available
+
+__all__ = ["DEFAULT_NAME", "build_parser", "main"]
+
+DEFAULT_NAME = "gitops-lab"
+EXIT_NOT_RUNNING = 3  # `cluster status` of a cluster that is not up (as `systemctl status`)
+GO_MINIMUM = (1, 25)
+# Written by `cluster up` so that `down`/`status`/`env` know which provider made a name.
+PROVIDER_MARKER = "provider.json"
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+# ---- output helpers ----------------------------------------------------------------------
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _error_line(message: str, default_hint: str) -> tuple[list[str], str]:
+    """Split an exception text into detail lines and the final `error: …; hint: …` line."""
+    lines = [line for line in str(message).strip().splitlines() if line.strip()] or ["failed"]
+    reason, detail = lines[0].strip(), lines[1:]
+    hint = default_hint
+    if "; hint: " in reason:
+        reason, hint = reason.split("; hint: ", 1)
+    else:
+        for line in detail:
+            if line.strip().startswith("hint:"):
+                hint = line.strip()[len("hint:"):].strip()
+                detail = [d for d in detail if d is not line]
+                break
+    return detail, f"error: {reason.rstrip('.;')}; hint: {hint}"
+
+
+def _fail(message: str, default_hint: str = "run `gitops-lab doctor`", code: int = 1) -> int:
+    detail, line = _error_line(message, default_hint)
+    for extra in detail:
+        print(f"  | {extra}", file=sys.stderr)
+    print(line, file=sys.stderr, flush=True)
+    return code
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's error format: one line with the reason and a hint."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message}; hint: see `{self.prog} --help`\n")
+
+
+# ---- which provider made a cluster -------------------------------------------------------
+def _state_dir(name: str) -> Path:
+    return clusters_root() / name
+
+
+def recorded_provider(name: str) -> str | None:
+    """The provider a cluster NAME was brought up with, or None when nothing is known of it."""
+    state = _state_dir(name)
+    try:
+        data = json.loads((state / PROVIDER_MARKER).read_text())
+        if isinstance(data, dict) and data.get("provider") in PROVIDERS:
+            return str(data["provider"])
+    except (OSError, ValueError):
+        pass
+    if (state / "state.json").exists():
+        return "local"
+    if (state / "kind-config.yaml").exists():
+        return "kind"
+    if state.is_dir():
+        return "local"  # a partial local state dir (e.g. `up` killed before state.json)
+    return None
+
+
+def _record(name: str, provider: Provider) -> None:
+    state = _state_dir(name)
+    state.mkdir(parents=True, exist_ok=True)
+    data: dict[str, str] = {"provider": provider.kind}
+    if isinstance(provider, ExistingCluster):
+        data["kubeconfig"] = str(provider.kubeconfig())
+        if provider.context:
+            data["context"] = provider.context
+    (state / PROVIDER_MARKER).write_text(json.dumps(data) + "\n")
+
+
+def _open(name: str, kind: str) -> Provider:
+    """A provider object for an existing record (no `auto`: the record says which)."""
+    if kind == "existing":
+        try:
+            data = json.loads((_state_dir(name) / PROVIDER_MARKER).read_text())
+        except (OSError, ValueError):
+            data = {}
+        kubeconfig = data.get("kubeconfig")
+        return ExistingCluster(
+            name, Path(kubeconfig) if kubeconfig else None, data.get("context") or None
+        )
+    if kind == "kind":
+        return KindCluster(name)
+    return LocalCluster(name)
+
+
+# ---- cluster up / down / status ----------------------------------------------------------
+def cmd_cluster_up(args: argparse.Namespace) -> int:
+    name: str = args.name
+    recorded = recorded_provider(name)
+    requested: str = args.provider or recorded or "auto"
+    if recorded and requested not in ("auto", recorded):
+        raise ClusterError(
+            f"cluster {name!r} was brought up with provider {recorded!r}, not {requested!r}; "
+            f"hint: `gitops-lab cluster down --name {name}` first, or pick another --name"
+        )
+    provider: Provider
+    if requested == "existing":
+        kubeconfig = Path(args.kubeconfig).expanduser() if args.kubeconfig else None
+        provider = ExistingCluster(name, kubeconfig, args.context)
+    elif requested == "auto" and recorded:
+        provider = _open(name, recorded)
+    else:
+        if requested == "auto":
+            _say("provider auto: checking for a Docker daemon (kind) …")
+        provider = get_provider(requested, name)
+        if requested == "auto":
+            why = "a Docker daemon answers" if provider.kind == "kind" else (
+                "no Docker daemon (or kind node image) here"
+            )
+            _say(f"provider auto → {provider.kind} ({why})")
+    start = time.monotonic()
+    _say(f"cluster {name!r}: bringing up with provider {provider.kind}")
+    kubeconfig_path = provider.up(progress=_say)
+    _record(name, provider)
+    _say(f"cluster {name!r} ready in {time.monotonic() - start:.1f} s; kubeconfig:")
+    print(kubeconfig_path, flush=True)
+    return 0
+
+
+def cmd_cluster_down(args: argparse.Namespace) -> int:
+    name: str = args.name
+    kind = args.provider or recorded_provider(name)
+    if kind is None:
+        _say(f"no cluster named {name!r} here; nothing to stop")
+        return 0
+    provider = _open(name, kind)
+    start = time.monotonic()
+    provider.down()
+    if provider.kind == "existing":
+        shutil.rmtree(_state_dir(name), ignore_errors=True)
+    current = read_current() if current_cluster_file().exists() else None
+    if current is None or current.get("name") == name:
+        current_cluster_file().unlink(missing_ok=True)
+    _say(f"cluster {name!r} ({provider.kind}) is down in {time.monotonic() - start:.1f} s")
+    return 0
+
+
+def _status_of(name: str, kind: str | None) -> ClusterStatus:
+    kind = kind or recorded_provider(name)
+    if kind is None:
+        return ClusterStatus(name, "none", False, None, detail="no such cluster")
+    return _open(name, kind).status()
+
+
+def cmd_cluster_status(args: argparse.Namespace) -> int:
+    name: str = args.name
+    status = _status_of(name, args.provider)
+    if args.output == "json":
+        print(json.dumps(status.to_dict(), indent=2))
+    else:
+        rows = [
+            ("name", status.name),
+            ("provider", status.provider),
+            ("running", "yes" if status.running else "no"),
+            ("kubeconfig", str(status.kubeconfig or "-")),
+            ("server", status.server or "-"),
+            ("detail", status.detail or "-"),
+        ]
+        if status.components:
+            rows.append(
+                ("components", " ".join(f"{k}={v}" for k, v in status.components.items()))
+            )
+        for key, value in rows:
+            print(f"{key + ':':<12}{value}")
+    if not status.running:
+        _say(f"cluster {name!r} is not running; hint: `gitops-lab cluster up --name {name}`")
+        return EXIT_NOT_RUNNING
+    return 0
+
+
+# ---- env -----------------------------------------------------------------------------------
+def env_lines(name: str) -> list[str]:
+    """The `export` lines of `gitops-lab env` for cluster NAME."""
+    lines = [f"export PATH={shlex.quote(str(bin_dir()))}:$PATH"]
+    kind = recorded_provider(name)
+    if kind is not None:
+        status = _open(name, kind).status()
+        if status.running and status.kubeconfig:
+            lines.append(f"export KUBECONFIG={shlex.quote(str(status.kubeconfig))}")
+    return lines
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    name: str | None = args.name
+    if name is None:
+        current = read_current()
+        name = current["name"] if current else DEFAULT_NAME
+    lines = env_lines(name)
+    for line in lines:
+        print(line)
+    if len(lines) == 1:
+        _say(f"# cluster {name!r} is not up, so no KUBECONFIG; `gitops-lab cluster up` starts it")
+    return 0
+
+
+# ---- doctor --------------------------------------------------------------------------------
+@dataclass
+class Check:
+    label: str
+    ok: bool
+    found: str
+    hint: str = ""
+    required: bool = True
+
+
+def _tool_version(cmd: list[str]) -> str | None:
+    exe = shutil.which(cmd[0])
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run(
+            [exe, *cmd[1:]], capture_output=True, text=True, timeout=15, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = (out.stdout or out.stderr).strip().splitlines()
+    return f"{text[0] if text else '?'} ({exe})"
+
+
+def _go_ok(found: str | None) -> bool:
+    match = re.search(r"go(\d+)\.(\d+)", found or "")
+    return match is not None and (int(match[1]), int(match[2])) >= GO_MINIMUM
+
+
+def _chromium() -> str | None:
+    for exe in ("chromium", "chromium-browser", "google-chrome", "chrome", "headless_shell"):
+        path = shutil.which(exe)
+        if path:
+            return path
+    default = Path.home() / ".cache" / "ms-playwright"
+    browsers = Path(os.environ.get("PLAYWRIGHT_BROWSERS_PATH", default))
+    for pattern in ("chromium*/chrome-linux*/chrome", "chromium_headless_shell*/*/headless_shell"):
+        for found in sorted(browsers.glob(pattern)):
+            return str(found)
+    return None
+
+
+def doctor_checks() -> list[Check]:
+    checks: list[Check] = []
+    py = sys.version_info
+    checks.append(Check(
+        "python", py[:2] == (3, 11), f"{platform.python_version()} ({sys.executable})",
+        "the lab is tested on Python 3.11: `make setup` makes .venv with python3.11",
+    ))
+    directory = bin_dir()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        versions = list(pool.map(
+            lambda n: binary_version(directory / n) if (directory / n).is_file() else None,
+            BINARIES,
+        ))
+    go_found = _tool_version(["go", "version"])
+    go_ok = _go_ok(go_found)
+    for name, version in zip(BINARIES, versions, strict=True):
+        want = expected_version(name)
+        ok = version is not None and version.startswith(want)
+        found = f"{version} ({directory / name})" if version else "missing"
+        if version and not ok:
+            found = f"{version}, want {want} ({directory / name})"
+        build = "`make setup` builds it with Go (cold: ~6–7 min on 2 cores)"
+        if not go_ok:
+            build = "install Go 1.25+ first, then `make setup` builds it"
+        checks.append(Check(name, ok, found, build))
+    checks.append(Check(
+        "go", go_ok, go_found or "missing",
+        "Go 1.25+ builds the control-plane binaries: https://go.dev/doc/install "
+        "(or conda-forge `go`)",
+        required=not all(c.ok for c in checks if c.label in BINARIES),
+    ))
+    git = _tool_version(["git", "--version"])
+    checks.append(Check("git", git is not None, git or "missing",
+                        "`apt-get install git` (or conda-forge `git`)"))
+    docker = docker_available()
+    checks.append(Check(
+        "docker daemon", docker, "answers" if docker else "no daemon answers `docker info`",
+        "optional: only the kind provider needs it; the local provider does not",
+        required=False,
+    ))
+    checks.append(Check(
+        "kind provider", docker and versions[BINARIES.index("kind")] is not None,
+        "usable" if docker else "unavailable (needs a Docker daemon)",
+        "optional: start Docker to use `--provider kind`", required=False,
+    ))
+    chromium = _chromium()
+    checks.append(Check(
+        "chromium", chromium is not None, chromium or "missing",
+        "optional: browser tests only; `apt-get install chromium`", required=False,
+    ))
+    return checks
+
+
+def lab_can_run(checks: Sequence[Check]) -> bool:
+    return all(c.ok for c in checks if c.required)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    checks = doctor_checks()
+    for check in checks:
+        mark = "ok" if check.ok else ("MISSING" if check.required else "absent")
+        line = f"{mark:<8} {check.label:<24} {check.found}"
+        if not check.ok and check.hint:
+            line += f"\n{'':<9}→ {check.hint}"
+        print(line)
+    toolchain = [c for c in checks if c.label in BINARIES]
+    if lab_can_run(checks):
+        how = "ready" if all(c.ok for c in toolchain) else "binaries will be built on first `up`"
+        print(f"\nthe local lab can run ({how}): `gitops-lab cluster up --provider local`")
+        return 0
+    missing = ", ".join(c.label for c in checks if c.required and not c.ok)
+    return _fail(f"the local lab cannot run here: missing {missing}",
+                 "follow the → lines above, then run `gitops-lab doctor` again")
+
+
+# ---- parser --------------------------------------------------------------------------------
+def _no_command(parser: argparse.ArgumentParser) -> Handler:
+    def handler(_args: argparse.Namespace) -> int:
+        parser.print_help(sys.stderr)
+        return _fail("a command is required", f"see `{parser.prog} --help`", code=2)
+
+    return handler
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="gitops-lab",
+        description="A Jupyter workbench that teaches GitOps with a real pull-based agent.",
+    )
+    parser.set_defaults(func=_no_command(parser))
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    doctor = sub.add_parser("doctor", help="what is installed, what is missing, how to get it")
+    doctor.set_defaults(func=cmd_doctor)
+
+    cluster = sub.add_parser("cluster", help="bring the lab's Kubernetes cluster up or down")
+    cluster.set_defaults(func=_no_command(cluster))
+    csub = cluster.add_subparsers(title="cluster commands", metavar="COMMAND")
+
+    def name_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--name", default=DEFAULT_NAME,
+                       help=f"cluster name (default: {DEFAULT_NAME})")
+
+    up = csub.add_parser(
+        "up", help="bring a cluster up (idempotent); last stdout line = kubeconfig path",
+        description="Bring a cluster up (idempotent). Progress goes to stderr; the last line "
+                    "on stdout is the kubeconfig path.",
+    )
+    name_arg(up)
+    up.add_argument(
+        "--provider", choices=PROVIDERS, default=None,
+        help="auto = kind where a Docker daemon answers, else local (default: the provider "
+             "NAME was made with, else auto)",
+    )
+    up.add_argument("--kubeconfig", help="with --provider existing: the kubeconfig to use")
+    up.add_argument("--context", help="with --provider existing: the context to use")
+    up.set_defaults(func=cmd_cluster_up)
+
+    down = csub.add_parser("down", help="stop the cluster and remove its state")
+    name_arg(down)
+    down.add_argument("--provider", choices=PROVIDERS[1:], default=None,
+                      help="override the provider recorded at `up`")
+    down.set_defaults(func=cmd_cluster_down)
+
+    status = csub.add_parser(
+        "status", help="is the cluster up? (exit 0 when running, 3 when not)"
+    )
+    name_arg(status)
+    status.add_argument("--provider", choices=PROVIDERS[1:], default=None,
+                        help="override the provider recorded at `up`")
+    status.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    status.set_defaults(func=cmd_cluster_status)
+
+    env = sub.add_parser(
+        "env", help='shell exports for the lab: eval "$(gitops-lab env)"',
+        description="Print `export PATH=…` (kubectl, kind, control-plane binaries) and, when "
+                    "the cluster is up, `export KUBECONFIG=…`.",
+    )
+    env.add_argument("--name", default=None,
+                     help=f"cluster name (default: the current cluster, else {DEFAULT_NAME})")
+    env.set_defaults(func=cmd_env)
+
+    from gitops_lab import appcli
+
+    # the `agent` and `app` command groups; argparse's type is invariant in the parser class
+    appcli.register(cast("argparse._SubParsersAction[argparse.ArgumentParser]", sub))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else 1
+    handler: Handler = args.func
+    try:
+        return int(handler(args) or 0)
+    except (ClusterError, BinaryError) as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return _fail("interrupted", "run the command again; `up` and `down` are idempotent",
+                     code=130)
+    except Exception as exc:  # every failure ends as one line, not a traceback
+        if os.environ.get("GITOPS_LAB_DEBUG"):
+            traceback.print_exc()
+        return _fail(f"{type(exc).__name__}: {exc}",
+                     "re-run with GITOPS_LAB_DEBUG=1 for the traceback")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

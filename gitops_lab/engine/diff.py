@@ -1,0 +1,98 @@
+"""Drift: compare the server-side-apply dry run of a desired object with the live object.
+Used by engine/sync.py; normalisers remove what the API server owns so defaults are no drift.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from gitops_lab.api.types import ResourceKey, SyncStatus
+
+__all__ = ["ResourceDiff", "compare", "normalize", "unified_diff"]
+
+Obj = dict[str, Any]
+
+# Metadata the API server writes on every object; never part of what Git says.
+SERVER_METADATA = (
+    "managedFields", "resourceVersion", "uid", "creationTimestamp", "generation",
+    "selfLink", "deletionGracePeriodSeconds",
+)
+SERVER_ANNOTATIONS = (
+    "kubectl.kubernetes.io/last-applied-configuration",
+    "deployment.kubernetes.io/revision",
+)
+
+
+def normalize(obj: Mapping[str, Any] | None) -> Obj | None:
+    """A copy without status and server-owned metadata: what a diff should look at."""
+    if obj is None:
+        return None
+    out = copy.deepcopy(dict(obj))
+    out.pop("status", None)
+    meta = out.get("metadata") or {}
+    for name in SERVER_METADATA:
+        meta.pop(name, None)
+    annotations = meta.get("annotations")
+    if annotations:
+        for name in SERVER_ANNOTATIONS:
+            annotations.pop(name, None)
+        if not annotations:
+            meta.pop("annotations", None)
+    if meta.get("labels") == {}:
+        meta.pop("labels")
+    return out
+
+
+def unified_diff(live: Obj | None, desired: Obj | None, name: str = "") -> str:
+    """A coloured-diff-ready unified diff of two normalised objects, as YAML."""
+    a = yaml.safe_dump(live, sort_keys=True).splitlines() if live else []
+    b = yaml.safe_dump(desired, sort_keys=True).splitlines() if desired else []
+    return "\n".join(
+        difflib.unified_diff(a, b, fromfile=f"live/{name}", tofile=f"git/{name}", lineterm="")
+    )
+
+
+@dataclass(frozen=True)
+class ResourceDiff:
+    """Result of comparing one object: Synced or OutOfSync, with both normalised sides."""
+
+    key: ResourceKey
+    status: SyncStatus
+    live: Obj | None = None
+    predicted: Obj | None = None
+    message: str = ""
+    changed_paths: tuple[str, ...] = field(default=())
+
+    @property
+    def text(self) -> str:
+        return unified_diff(self.live, self.predicted, str(self.key))
+
+
+def _changed(a: Any, b: Any, path: str, out: list[str]) -> None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b), key=str):
+            _changed(a.get(k), b.get(k), f"{path}.{k}" if path else str(k), out)
+    elif a != b:
+        out.append(path)
+
+
+def compare(key: ResourceKey, predicted: Mapping[str, Any] | None,
+            live: Mapping[str, Any] | None) -> ResourceDiff:
+    """`predicted` is what a dry-run apply of Git's object onto the live one would leave."""
+    want = normalize(predicted)
+    have = normalize(live)
+    if have is None:
+        return ResourceDiff(key, SyncStatus.OUT_OF_SYNC, None, want, "missing from the cluster")
+    paths: list[str] = []
+    _changed(have, want, "", paths)
+    if not paths:
+        return ResourceDiff(key, SyncStatus.SYNCED, have, want)
+    shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+    return ResourceDiff(key, SyncStatus.OUT_OF_SYNC, have, want, f"differs at {shown}",
+                        tuple(paths))

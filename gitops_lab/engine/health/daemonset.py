@@ -1,0 +1,46 @@
+"""DaemonSet health: spec observed, OnDelete is Healthy, else updated and available pod counts.
+engine/health: one entry of the assess_health table, called by engine/sync.py after apply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from gitops_lab.api.types import Health, HealthStatus
+
+__all__ = ["check"]
+
+
+def check(obj: Mapping[str, Any]) -> Health:
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    if int(meta.get("generation") or 0) > int(status.get("observedGeneration") or 0):
+        return Health(
+            HealthStatus.PROGRESSING,
+            "Waiting for rollout to finish: "
+            "observed daemon set generation less than desired generation",
+        )
+    desired = int(status.get("desiredNumberScheduled") or 0)
+    updated = int(status.get("updatedNumberScheduled") or 0)
+    available = int(status.get("numberAvailable") or 0)
+    if (spec.get("updateStrategy") or {}).get("type") == "OnDelete":
+        return Health(
+            HealthStatus.HEALTHY,
+            f"daemon set {updated} out of {desired} new pods have been updated",
+        )
+    name = meta.get("name", "")
+    if updated < desired:
+        return Health(
+            HealthStatus.PROGRESSING,
+            f'Waiting for daemon set "{name}" rollout to finish: {updated} out of {desired} '
+            "new pods have been updated...",
+        )
+    if available < desired:
+        return Health(
+            HealthStatus.PROGRESSING,
+            f'Waiting for daemon set "{name}" rollout to finish: {available} of {desired} '
+            "updated pods are available...",
+        )
+    return Health(HealthStatus.HEALTHY)

@@ -1,0 +1,19 @@
+"""Ingress health: Healthy once the controller publishes a load-balancer address.
+engine/health: one entry of the assess_health table, called by engine/sync.py after apply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from gitops_lab.api.types import Health, HealthStatus
+
+__all__ = ["check"]
+
+
+def check(obj: Mapping[str, Any]) -> Health:
+    load_balancer = (obj.get("status") or {}).get("loadBalancer") or {}
+    if load_balancer.get("ingress"):
+        return Health(HealthStatus.HEALTHY)
+    return Health(HealthStatus.PROGRESSING)

@@ -1,0 +1,22 @@
+"""The source layer: Git mirrors (fetch, resolve, read) and rendering to Kubernetes objects.
+Sits between api/ and engine/: the engine asks here for "the objects at this revision".
+"""
+
+from gitops_lab.source.errors import RenderError, SourceError
+from gitops_lab.source.git import CommitInfo, RepoCache
+from gitops_lab.source.gitserver import GitServer, GitServerError, WorkingCopy
+from gitops_lab.source.render import Manifest, find_kubectl, parse_manifests, render
+
+__all__ = [
+    "CommitInfo",
+    "GitServer",
+    "GitServerError",
+    "Manifest",
+    "RenderError",
+    "RepoCache",
+    "SourceError",
+    "WorkingCopy",
+    "find_kubectl",
+    "parse_manifests",
+    "render",
+]

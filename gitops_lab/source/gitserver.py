@@ -1,0 +1,439 @@
+"""A loopback Git server (`git daemon` on 127.0.0.1) and a working copy to make commits with.
+The lab's "Git side": tests and notebooks push here, and the agent's RepoCache pulls from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+
+import git
+
+__all__ = ["GitServer", "GitServerError", "WorkingCopy"]
+
+HOST = "127.0.0.1"  # loopback only, always
+_GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GCM_INTERACTIVE": "never"}
+DEFAULT_AUTHOR = ("Lab Learner", "learner@gitops-lab.local")
+
+
+class GitServerError(RuntimeError):
+    """The git daemon could not be started, or a repo could not be created."""
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def _answers(port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
+
+
+def _is_daemon_for(pid: int, root: Path) -> bool:
+    """Is `pid` a live `git daemon` serving `root` (and not a reused pid)?"""
+    args = _cmdline(pid)
+    return "daemon" in args and f"--base-path={root}" in args
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still answers kill(0); /proc tells it apart.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def _check_name(name: str) -> str:
+    clean = name.strip().strip("/").removesuffix(".git")
+    parts = clean.split("/")
+    if not clean or clean.startswith("-") or any(p in ("", ".", "..") for p in parts):
+        raise GitServerError(f"repository name {name!r} is not a simple relative name")
+    return clean
+
+
+class GitServer:
+    """`git daemon` serving the bare repos under `root` at git://127.0.0.1:<port>/<name>.git.
+
+    Anonymous push is on (`--enable=receive-pack`): it listens on loopback only. With a
+    `pidfile` the daemon is recorded there (pid, port, root) so `GitServer.ensure` can find
+    and reuse it from another process, e.g. the next notebook.
+    """
+
+    def __init__(
+        self, root: Path | str, port: int | None = None, *, pidfile: Path | str | None = None
+    ) -> None:
+        self.root = Path(root).resolve()
+        self.requested_port = port
+        self.port: int | None = None
+        self.pid: int | None = None
+        self.pidfile = Path(pidfile) if pidfile is not None else None
+        self.log_path = self.root / "daemon.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def _command(self, port: int) -> list[str]:
+        return [
+            git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git",
+            "daemon",
+            f"--listen={HOST}",
+            f"--port={port}",
+            "--export-all",
+            "--enable=receive-pack",
+            "--reuseaddr",
+            "--informative-errors",
+            f"--base-path={self.root}",
+            str(self.root),
+        ]
+
+    def _log_since(self, offset: int) -> str:
+        try:
+            with open(self.log_path, "rb") as fh:
+                fh.seek(offset)
+                text = fh.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        return " ".join(text.strip().splitlines()[-3:])
+
+    def start(self, timeout: float = 10.0) -> GitServer:
+        """Start the daemon and wait until its port answers; idempotent."""
+        if self.running:
+            return self
+        self.root.mkdir(parents=True, exist_ok=True)
+        attempts = 1 if self.requested_port else 3
+        last_error = ""
+        for _ in range(attempts):
+            port = self.requested_port or _free_port()
+            offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+            with open(self.log_path, "ab") as log:
+                proc = subprocess.Popen(
+                    self._command(port),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=self.root,
+                    start_new_session=True,  # its own process group: stop() ends all children
+                )
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    break
+                if _answers(port, timeout=0.2):
+                    self._proc, self.pid, self.port = proc, proc.pid, port
+                    self._write_pidfile()
+                    return self
+                time.sleep(0.05)
+            if proc.poll() is None:  # alive but silent: give up on it
+                self._kill_group(proc.pid, proc)
+                raise GitServerError(
+                    f"git daemon did not answer on {HOST}:{port} within {timeout:g}s; "
+                    f"see {self.log_path}"
+                )
+            last_error = self._log_since(offset) or f"exit status {proc.returncode}"
+            if "in use" not in last_error:
+                break
+        raise GitServerError(f"git daemon for {self.root} failed to start: {last_error}")
+
+    def _write_pidfile(self) -> None:
+        if self.pidfile is None:
+            return
+        record = {"pid": self.pid, "port": self.port, "root": str(self.root)}
+        tmp = self.pidfile.with_name(self.pidfile.name + ".tmp")
+        tmp.write_text(json.dumps(record))
+        tmp.replace(self.pidfile)
+
+    @staticmethod
+    def _kill_group(pid: int, proc: subprocess.Popen[bytes] | None, timeout: float = 5.0) -> None:
+        def signal_group(sig: signal.Signals) -> None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if os.getpgid(pid) == pid:
+                    os.killpg(pid, sig)
+                else:
+                    os.kill(pid, sig)
+
+        signal_group(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc is not None:
+                if proc.poll() is not None:
+                    break
+            elif not _alive(pid):
+                break
+            time.sleep(0.05)
+        else:
+            signal_group(signal.SIGKILL)
+            if proc is not None:
+                proc.wait(timeout)
+        # The per-connection children share the group; make sure none is left behind.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+
+    def stop(self) -> None:
+        """Stop the daemon (and its per-connection children); idempotent."""
+        pid = self.pid
+        if pid is None:
+            return
+        if self._proc is not None or _is_daemon_for(pid, self.root):
+            self._kill_group(pid, self._proc)
+        if self.pidfile is not None:
+            with contextlib.suppress(OSError, ValueError):
+                if json.loads(self.pidfile.read_text()).get("pid") == pid:
+                    self.pidfile.unlink()
+        self._proc, self.pid, self.port = None, None, None
+
+    @property
+    def running(self) -> bool:
+        if self.pid is None or self.port is None:
+            return False
+        if self._proc is not None:
+            return self._proc.poll() is None
+        return _alive(self.pid) and _is_daemon_for(self.pid, self.root)
+
+    def __enter__(self) -> GitServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @classmethod
+    def ensure(cls, root: Path | str, port: int | None = None, timeout: float = 10.0) -> GitServer:
+        """The daemon recorded in `<root>/daemon.json` if it still serves `root` (and `port`,
+        when given); otherwise a new one, recorded there. For notebooks that each run alone.
+        """
+        root = Path(root).resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        pidfile = root / "daemon.json"
+        with open(root / "daemon.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                record = json.loads(pidfile.read_text())
+                pid, rport = int(record["pid"]), int(record["port"])
+            except (OSError, ValueError, KeyError, TypeError):
+                pid, rport = 0, 0
+            if pid and _alive(pid) and _is_daemon_for(pid, root):
+                server = cls(root, rport, pidfile=pidfile)
+                server.pid, server.port = pid, rport
+                if (port is None or port == rport) and _answers(rport):
+                    return server
+                server.stop()  # ours, but on another port or deaf: replace it
+            return cls(root, port, pidfile=pidfile).start(timeout)
+
+    # -- repositories -------------------------------------------------------------------
+
+    def url(self, name: str) -> str:
+        """`git://127.0.0.1:<port>/<name>.git` (the server must be started)."""
+        if self.port is None:
+            raise GitServerError("the git daemon is not started; call start() first")
+        return f"git://{HOST}:{self.port}/{_check_name(name)}.git"
+
+    def repo_path(self, name: str) -> Path:
+        return self.root / f"{_check_name(name)}.git"
+
+    def create_repo(
+        self,
+        name: str,
+        files: Mapping[str, str | bytes] | None = None,
+        message: str = "initial",
+        *,
+        branch: str = "main",
+        exist_ok: bool = False,
+    ) -> Path:
+        """Create the bare repo `<root>/<name>.git` (default branch `branch`), optionally with
+        a first commit holding `files`. With `exist_ok` an existing repo is returned as is.
+        """
+        path = self.repo_path(name)
+        if path.exists():
+            if exist_ok:
+                return path
+            raise GitServerError(f"repository {path} already exists")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        git.Repo.init(str(path), mkdir=True, bare=True, initial_branch=branch).close()
+        if files:
+            with tempfile.TemporaryDirectory(prefix="gitops-lab-seed-") as tmp:
+                wc = WorkingCopy(path, Path(tmp) / "wc", branch=branch)
+                wc.write(files)
+                wc.commit(message)
+                wc.push()
+                wc.close()
+        return path
+
+
+class WorkingCopy:
+    """A clone to "make a commit in Git" from tests and notebooks: write, delete, commit, push.
+
+    Reuses `workdir` if it already holds a clone. Commits are authored by `author` and never
+    signed, whatever the user's global git config says.
+    """
+
+    def __init__(
+        self,
+        url_or_path: str | Path,
+        workdir: Path | str,
+        *,
+        branch: str | None = None,
+        author: tuple[str, str] = DEFAULT_AUTHOR,
+    ) -> None:
+        self.url = str(url_or_path)
+        self.path = Path(workdir)
+        if (self.path / ".git").exists():
+            self.repo = git.Repo(self.path)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.repo = git.Repo.clone_from(self.url, self.path, env=_GIT_ENV)
+        self.repo.git.update_environment(**_GIT_ENV)
+        with self.repo.config_writer() as cfg:
+            cfg.set_value("user", "name", author[0])
+            cfg.set_value("user", "email", author[1])
+            cfg.set_value("commit", "gpgsign", "false")
+            cfg.set_value("tag", "gpgsign", "false")
+        if not self.repo.head.is_valid():  # empty repo: start the branch it should have
+            self.repo.git.symbolic_ref("HEAD", f"refs/heads/{branch or 'main'}")
+        elif branch and branch != self.branch:
+            self.checkout(branch)
+
+    def close(self) -> None:
+        self.repo.close()
+
+    def __enter__(self) -> WorkingCopy:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def head(self) -> str:
+        """The full SHA of HEAD."""
+        return str(self.repo.head.commit.hexsha)
+
+    @property
+    def branch(self) -> str:
+        return str(self.repo.head.reference.name)
+
+    def _file(self, rel: str) -> Path:
+        parts = Path(rel).parts
+        if Path(rel).is_absolute() or ".." in parts or ".git" in parts or not parts:
+            raise ValueError(f"{rel!r} is not a path inside the working copy")
+        return self.path / rel
+
+    def write(self, files: Mapping[str, str | bytes]) -> None:
+        """Create or overwrite files (parents created); str content is written as UTF-8."""
+        for rel, content in files.items():
+            target = self._file(rel)
+            if target.is_symlink():
+                target.unlink()  # never write through a link
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content.encode() if isinstance(content, str) else content)
+
+    def symlink(self, rel: str, target: str) -> None:
+        """Create (or replace) the symlink `rel` -> `target` (target taken verbatim)."""
+        link = self._file(rel)
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(target, link)
+
+    def read(self, rel: str) -> str:
+        return self._file(rel).read_text()
+
+    def delete(self, *paths: str) -> None:
+        """Remove files or whole directories from the working tree."""
+        for rel in paths:
+            target = self._file(rel)
+            if target.is_symlink() or target.is_file():
+                target.unlink()
+            elif target.is_dir():
+                for child in sorted(target.rglob("*"), reverse=True):
+                    if child.is_dir() and not child.is_symlink():
+                        child.rmdir()
+                    else:
+                        child.unlink()
+                target.rmdir()
+            else:
+                raise FileNotFoundError(f"{rel} does not exist in {self.path}")
+
+    def commit(self, message: str, *, allow_empty: bool = False) -> str:
+        """Stage everything (`git add -A`) and commit; returns the new commit's full SHA."""
+        self.repo.git.add("-A")
+        if not allow_empty and not str(self.repo.git.status("--porcelain")).strip():
+            raise ValueError(f"nothing to commit in {self.path}")
+        args = ["-m", message]
+        if allow_empty:
+            args.append("--allow-empty")
+        self.repo.git.commit(*args)
+        return self.head
+
+    def push(self, *, branch: str | None = None, force: bool = False, tags: bool = False) -> None:
+        """Push HEAD to `branch` (default: the current branch) on origin; `tags` pushes tags."""
+        args = ["--force"] if force else []
+        self.repo.git.push(*args, "origin", f"HEAD:refs/heads/{branch or self.branch}")
+        if tags:
+            self.repo.git.push(*args, "origin", "--tags")
+
+    def tag(self, name: str, *, message: str | None = None, ref: str = "HEAD") -> None:
+        """A lightweight tag, or an annotated one when `message` is given (push with tags)."""
+        if message is None:
+            self.repo.git.tag(name, ref)
+        else:
+            self.repo.git.tag("-a", name, "-m", message, ref)
+
+    def checkout(self, branch: str, *, create: bool = False) -> None:
+        """Switch branch; `create` starts it at HEAD. A remote branch is tracked."""
+        if create:
+            self.repo.git.checkout("-b", branch)
+        else:
+            self.repo.git.checkout(branch)
+
+    def revert(self, sha: str) -> str:
+        """Commit the inverse of `sha` (`git revert`); returns the new SHA (push separately)."""
+        self.repo.git.revert("--no-edit", sha)
+        return self.head
+
+    def pull(self) -> str:
+        """Fast-forward the current branch from origin; returns HEAD."""
+        self.repo.git.pull("--ff-only", "origin", self.branch)
+        return self.head
+
+    def log(self, n: int = 10) -> Iterator[tuple[str, str]]:
+        """(sha, summary) of the last `n` commits, newest first."""
+        for c in self.repo.iter_commits("HEAD", max_count=n):
+            yield c.hexsha, str(c.summary)
