@@ -8,6 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamp
 LAB_CACHE := $(or $(GITOPS_LAB_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/gitops-lab)
 TEST_CLUSTER := $(or $(GITOPS_LAB_TEST_CLUSTER),gitops-lab-test)
+PYTEST_ARGS ?=
 
 .PHONY: setup binaries lab test lint bench clean distclean
 
@@ -33,7 +34,7 @@ lab: setup
 	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser notebooks/
 
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check gitops_lab tests bench

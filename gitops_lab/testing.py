@@ -36,8 +36,9 @@ Environment:
                                  reuses it at once (objects from earlier runs stay too).
 
 Tests that use `lab_cluster` or `kubeconfig` get the `cluster` marker, so `pytest -m "not
-cluster"` runs only the rest. Two pytest sessions on one machine may share the cluster: the
-last one to finish stops it. Importing this module does no cluster work.
+cluster"` runs only the rest. A session holds its cluster alone: a second pytest session
+started meanwhile gets a cluster of its own (NAME-<pid>, always stopped at its end).
+Importing this module does no cluster work.
 """
 
 from __future__ import annotations
@@ -122,11 +123,33 @@ def preserve_current_cluster() -> Iterator[None]:
             path.write_bytes(before)
 
 
-def _lock(path: Path, mode: int) -> IO[str]:
+def _claim(name: str) -> IO[str] | None:
+    """Hold cluster NAME for this session (an exclusive flock), or None if a session has it."""
+    from gitops_lab.cluster.base import clusters_root
+
+    path = clusters_root() / f".{name}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = path.open("a")
-    fcntl.flock(handle, mode)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
     return handle
+
+
+def _sweep_private_clusters(name: str) -> None:
+    """Stop `NAME-<pid>` clusters left by sessions that were killed before their teardown."""
+    from gitops_lab.cluster import LocalCluster
+    from gitops_lab.cluster.base import clusters_root
+
+    for state in clusters_root().glob(f"{name}-*"):
+        if state.is_dir() and state.name[len(name) + 1:].isdigit():
+            claim = _claim(state.name)
+            if claim is not None:
+                with claim:
+                    LocalCluster(state.name).down()
+                (clusters_root() / f".{state.name}.lock").unlink(missing_ok=True)
 
 
 # ---- fixtures --------------------------------------------------------------------------------
@@ -134,37 +157,37 @@ def _lock(path: Path, mode: int) -> IO[str]:
 def lab_cluster(request: pytest.FixtureRequest) -> Iterator[LabCluster]:
     """One local control plane for the whole session; stopped at the end unless kept."""
     from gitops_lab.cluster import LocalCluster, bin_dir
-    from gitops_lab.cluster.base import clusters_root
 
     name = os.environ.get("GITOPS_LAB_TEST_CLUSTER") or DEFAULT_TEST_CLUSTER
     keep = os.environ.get("GITOPS_LAB_KEEP_CLUSTER", "") not in ("", "0")
+    _sweep_private_clusters(name)
+    # A session holds its cluster exclusively: two sessions sharing one cluster would see each
+    # other's cluster-wide objects (CRDs, agents). A second concurrent session gets its own.
+    claim, private = _claim(name), False
+    if claim is None:
+        own = f"{name}-{os.getpid()}"
+        _say(request.config, f"cluster {name!r} is in use by another pytest session; "
+                             f"this session uses its own, {own!r}")
+        name, keep, claim, private = own, False, _claim(own), True
+        assert claim is not None
     provider = LocalCluster(name)
-    # `.up` serialises bringing up and tearing down across pytest processes; every session
-    # holds `.use` shared while it runs, and only one that gets it exclusive tears down.
-    up_lock = clusters_root() / f".{name}.up.lock"
-    use_lock = clusters_root() / f".{name}.use.lock"
-
-    _say(request.config, f"bringing up local cluster {name!r} "
-                         "(first run builds the binaries: ~6–7 min)")
-    with _lock(up_lock, fcntl.LOCK_EX), preserve_current_cluster():
-        kubeconfig = provider.up(progress=lambda line: _say(request.config, line))
-        user = _lock(use_lock, fcntl.LOCK_SH)
-    try:
-        yield LabCluster(name, provider, kubeconfig, bin_dir())
-    finally:
-        with _lock(up_lock, fcntl.LOCK_EX), user:
-            try:
-                fcntl.flock(user, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                alone = True
-            except BlockingIOError:
-                alone = False
+    with claim:
+        _say(request.config, f"bringing up local cluster {name!r} "
+                             "(the first run builds the binaries: ~6–7 min)")
+        with preserve_current_cluster():
+            kubeconfig = provider.up(progress=lambda line: _say(request.config, line))
+        try:
+            yield LabCluster(name, provider, kubeconfig, bin_dir())
+        finally:
             if keep:
                 _say(request.config, f"keeping cluster {name!r} (GITOPS_LAB_KEEP_CLUSTER=1); "
                                      f"kubeconfig {kubeconfig}")
-            elif not alone:
-                _say(request.config, f"cluster {name!r} is still used by another session")
             else:
                 provider.down()
+            if private:
+                from gitops_lab.cluster.base import clusters_root
+
+                (clusters_root() / f".{name}.lock").unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")

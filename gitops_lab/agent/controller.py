@@ -122,6 +122,7 @@ class Agent:
         self._owners: dict[ResourceKey, set[AppKey]] = {}
         self._seen: dict[AppKey, tuple[Any, ...]] = {}
         self._heads: dict[AppKey, str] = {}
+        self._handled_ops: dict[AppKey, int] = {}  # app -> generation whose operation is done
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -200,6 +201,8 @@ class Agent:
         refresh = (meta.get("annotations") or {}).get(REFRESH_ANNOTATION)
         fingerprint = (meta.get("generation"), refresh, bool(obj.get("operation")))
         with self._lock:
+            if _older(obj, self.apps.get(app_key)):
+                return  # a late event; we already hold a newer copy (e.g. from our own patch)
             self.apps[app_key] = obj
             if app_key not in self.statuses:
                 self.statuses[app_key] = dict(obj.get("status") or {})
@@ -293,7 +296,10 @@ class Agent:
         if app is None:
             return
         label = f"{app_key[0]}/{app_key[1]}"
+        generation = int((app.get("metadata") or {}).get("generation") or 0)
         operation = app.get("operation") or None
+        if operation is not None and self._handled_ops.get(app_key, -1) >= generation:
+            operation = None  # done already; our cached copy predates the clearing patch
         op_sync = (operation or {}).get("sync")
         request = None
         if operation is not None:
@@ -331,7 +337,11 @@ class Agent:
             if result.revision:
                 self._heads.setdefault(app_key, result.revision)
         if operation is not None:
-            self._finish_operation(app, rollback, result)
+            self._handled_ops[app_key] = generation
+            patched = self._finish_operation(app, rollback, result)
+            with self._lock:
+                if patched and not _older(patched, self.apps.get(app_key)):
+                    self.apps[app_key] = patched  # so no reconcile acts on the old spec
         if (app.get("metadata", {}).get("annotations") or {}).get(REFRESH_ANNOTATION):
             self._clear_refresh(app)
         self.metrics.reconciles.labels(label, "ok" if result.ok else "error").inc()
@@ -434,7 +444,7 @@ class Agent:
                 raise
 
     def _finish_operation(self, app: Mapping[str, Any], rollback: bool,
-                          result: ReconcileResult) -> None:
+                          result: ReconcileResult) -> dict[str, Any] | None:
         meta = app["metadata"]
         patch: dict[str, Any] = {"operation": None}
         if rollback and ((app.get("spec") or {}).get("syncPolicy") or {}).get("automated"):
@@ -445,11 +455,12 @@ class Agent:
                 "the rollback is not undone; re-enable it when Git is fixed",
                 revision=result.revision or "")
         try:
-            self.kube.request("PATCH", APP_INFO.path(meta["namespace"], meta["name"]),
-                              body=patch, content_type="application/merge-patch+json")
+            return self.kube.request("PATCH", APP_INFO.path(meta["namespace"], meta["name"]),
+                                     body=patch, content_type="application/merge-patch+json")
         except KubeError as exc:
             if not exc.not_found:
                 raise
+        return None
 
     def _clear_refresh(self, app: Mapping[str, Any]) -> None:
         meta = app["metadata"]
@@ -461,6 +472,16 @@ class Agent:
         except KubeError as exc:
             if not exc.not_found:
                 raise
+
+
+def _older(obj: Mapping[str, Any], than: Mapping[str, Any] | None) -> bool:
+    """True when `obj` is an older version of `than` (resourceVersions of one API server)."""
+    if than is None:
+        return False
+    try:
+        return int(obj["metadata"]["resourceVersion"]) < int(than["metadata"]["resourceVersion"])
+    except (KeyError, TypeError, ValueError):
+        return False
 
 
 def _stale(prev: Mapping[str, Any], max_age: float) -> bool:

@@ -28,7 +28,14 @@ from gitops_lab.engine.diff import ResourceDiff, compare
 from gitops_lab.engine.health import assess_health
 from gitops_lab.engine.inventory import Pair, is_owned, pair, prune_candidates
 from gitops_lab.kube import Kube, KubeError
-from gitops_lab.source import CommitInfo, Manifest, RenderError, RepoCache, SourceError, render
+from gitops_lab.source import (
+    CommitInfo,
+    Manifest,
+    RenderError,
+    RepoCache,
+    SourceError,
+    render_revision,
+)
 
 __all__ = [
     "AppSpec",
@@ -276,8 +283,8 @@ class Reconciler:
             cached = self._render_cache.get(cache_key)
         if cached is not None:
             return cached
-        files = self.repos.read_tree(spec.repo_url, sha, spec.path)
-        rendered = render(files, kubectl=self.kubectl)
+        rendered = render_revision(self.repos, spec.repo_url, sha, spec.path,
+                                   kubectl=self.kubectl)
         with self._lock:
             if len(self._render_cache) > 256:
                 self._render_cache.clear()
@@ -387,7 +394,8 @@ class Reconciler:
                 manifests = self.manifests(spec, sha)
                 step.detail = f"{len(manifests)} objects from {spec.path}"
         except (RenderError, SourceError) as exc:
-            result.conditions.append(Condition("ComparisonError", str(exc)))
+            kind = "SourceError" if isinstance(exc, SourceError) else "ComparisonError"
+            result.conditions.append(Condition(kind, str(exc)))
             self._health_only(result, spec, inventory)
             return result
 
@@ -399,10 +407,13 @@ class Reconciler:
             for k in inventory:
                 if k not in live:
                     live[k] = self.live.get(k)
+            # namespaces this sync will create: objects in them cannot be dry-run yet
             pending_ns = {
-                str(o["metadata"]["name"]) for o in desired if o["kind"] == "Namespace"
+                str(o["metadata"]["name"]) for o, k in zip(desired, keys, strict=True)
+                if o["kind"] == "Namespace" and live.get(k) is None
             }
-            if spec.create_namespace and spec.dest_namespace:
+            if spec.create_namespace and spec.dest_namespace and self.live.get(
+                    ResourceKey("", "Namespace", "", spec.dest_namespace, "v1")) is None:
                 pending_ns.add(spec.dest_namespace)
             pending_kinds = {
                 (str((o.get("spec") or {}).get("group")),

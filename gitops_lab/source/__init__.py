@@ -5,7 +5,13 @@ Sits between api/ and engine/: the engine asks here for "the objects at this rev
 from gitops_lab.source.errors import RenderError, SourceError
 from gitops_lab.source.git import CommitInfo, RepoCache
 from gitops_lab.source.gitserver import GitServer, GitServerError, WorkingCopy
-from gitops_lab.source.render import Manifest, find_kubectl, parse_manifests, render
+from gitops_lab.source.render import (
+    Manifest,
+    find_kubectl,
+    parse_manifests,
+    render,
+    render_revision,
+)
 
 __all__ = [
     "CommitInfo",
@@ -19,4 +25,5 @@ __all__ = [
     "find_kubectl",
     "parse_manifests",
     "render",
+    "render_revision",
 ]

@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -32,6 +32,7 @@ __all__ = [
     "find_kubectl",
     "parse_manifests",
     "render",
+    "render_revision",
 ]
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -466,3 +467,24 @@ def render(
 
 def _join(base: str, name: str) -> str:
     return f"{base}/{name}" if base else name
+
+
+class _TreeSource(Protocol):
+    def read_tree(self, url: str, sha: str, path: str) -> dict[str, bytes]: ...
+
+
+def render_revision(
+    cache: _TreeSource, url: str, sha: str, path: str, *, kubectl: str | None = None
+) -> list[Manifest]:
+    """`spec.source` at one commit → objects: read_tree of `path`, then render it.
+
+    When `path` holds a kustomization the whole repo is read instead, so that overlays can
+    reach their bases (`resources: [../../base]`) as they would in a checkout.
+    `cache` is a RepoCache (anything with its `read_tree`).
+    """
+    files = cache.read_tree(url, sha, path)
+    root = posixpath.normpath(path.strip() or ".")
+    root = "" if root == "." else root
+    if any(_join(root, name) in files for name in KUSTOMIZATION_FILES):
+        files = cache.read_tree(url, sha, "")
+    return render(files, root=root, kubectl=kubectl)

@@ -155,9 +155,14 @@ def test_rollback_by_operation_revision(lab_app: LabApp, admin: Kube) -> None:
     lab_app.wait(synced_healthy(second), "the second commit")
     lab_app.apps.sync(lab_app.name, revision=first[:8])
     app = lab_app.apps.wait_operation(lab_app.name, timeout=20)
-    assert st(app, "sync", "revision") == first
     assert st(app, "operationState", "phase") == "Succeeded"
+    assert st(app, "operationState", "syncResult", "revision") == first
     assert live_replicas(admin, lab_app.namespace, "web") == 1
+    # compared with the branch head again, the rolled-back app is OutOfSync, and it stays so
+    app = lab_app.wait(lambda a: st(a, "sync", "status") == "OutOfSync"
+                       and st(a, "sync", "revision") == second, "OutOfSync against main")
+    time.sleep(1.5)
+    assert live_replicas(admin, lab_app.namespace, "web") == 1, "automated sync undid the rollback"
     assert "automated" not in (app["spec"].get("syncPolicy") or {}), \
         "a rollback must turn automated sync off"
     assert [h["revision"] for h in st(app, "history")] == [first, second, first]

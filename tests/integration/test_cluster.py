@@ -216,6 +216,41 @@ def test_cli_status_and_env_for_a_running_cluster(lab_cluster: LabCluster) -> No
     assert shell.stdout.split() == [str(bin_dir() / "kubectl"), "node/kwok-node-0"]
 
 
+LEARNER_TEST = """
+import os
+
+import pytest
+
+
+@pytest.mark.cluster
+def test_learner(lab_cluster, lab_namespace, kubeconfig):
+    assert lab_cluster.name.startswith(os.environ["GITOPS_LAB_TEST_CLUSTER"] + "-")
+    assert kubeconfig == lab_cluster.kubeconfig
+    out = lab_cluster.kubectl("get", "namespace", lab_namespace, "-o", "name")
+    assert out.stdout.strip() == "namespace/" + lab_namespace, out.stderr
+"""
+
+
+def test_a_concurrent_session_gets_a_cluster_of_its_own(
+    lab_cluster: LabCluster, tmp_path: Path
+) -> None:
+    """The plugin as a learner uses it, while this session holds the shared test cluster."""
+    (tmp_path / "test_learner.py").write_text(LEARNER_TEST)
+    before = _processes(lab_cluster.provider)
+    session = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_learner.py"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "GITOPS_LAB_TEST_CLUSTER": lab_cluster.name},
+    )
+    assert session.returncode == 0, session.stdout + session.stderr
+    assert "1 passed" in session.stdout
+    assert "in use by another pytest session" in session.stderr
+    private = f"{lab_cluster.provider.state_dir}-"
+    assert _pids_mentioning(private) == [], "the private cluster outlived its session"
+    assert not list(lab_cluster.provider.state_dir.parent.glob(f"{lab_cluster.name}-*"))
+    assert _processes(lab_cluster.provider) == before and lab_cluster.provider.status().running
+
+
 # ---- a throwaway cluster of its own ----------------------------------------------------------
 @pytest.fixture
 def throwaway() -> Iterator[LocalCluster]:

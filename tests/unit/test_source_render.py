@@ -34,7 +34,9 @@ spec:
 
 
 def names(manifests: list[Manifest]) -> list[str]:
-    return [m.obj["metadata"].get("name") or m.obj["metadata"].get("generateName") for m in manifests]
+    return [
+        m.obj["metadata"].get("name") or m.obj["metadata"].get("generateName") for m in manifests
+    ]
 
 
 def render_error(files: dict[str, bytes]) -> RenderError:
@@ -115,7 +117,8 @@ items:
 
 
 def test_typed_list_items_inherit_kind_and_api_version() -> None:
-    text = "apiVersion: v1\nkind: ConfigMapList\nitems:\n- metadata: {name: a}\n- metadata: {name: b}\n"
+    text = "apiVersion: v1\nkind: ConfigMapList\nitems:\n- metadata: {name: a}\n"
+    text += "- metadata: {name: b}\n"
     out = render({"l.yaml": text.encode()})
     assert [m.key for m in out] == [
         ResourceKey("", "ConfigMap", "", "a"),
@@ -156,7 +159,8 @@ def test_generate_name_needs_no_name_and_is_not_a_duplicate() -> None:
 
 
 def test_timestamps_stay_strings() -> None:
-    [m] = render({"cm.yaml": b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: t}\ndata:\n  day: 2024-01-31\n"})
+    text = b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: t}\ndata:\n  day: 2024-01-31\n"
+    [m] = render({"cm.yaml": text})
     assert m.obj["data"]["day"] == "2024-01-31"
     json.dumps(m.obj)  # the engine serialises what we return
 
@@ -240,7 +244,9 @@ def test_missing_api_version() -> None:
 
 
 def test_missing_name() -> None:
-    err = render_error({"x.yaml": b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  labels: {a: b}\n"})
+    err = render_error(
+        {"x.yaml": b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  labels: {a: b}\n"}
+    )
     assert "document 1 of x.yaml" in str(err) and "has no metadata.name" in str(err)
     err = render_error({"y.yaml": b"apiVersion: v1\nkind: ConfigMap\n"})
     assert "y.yaml" in str(err) and "metadata.name" in str(err)
@@ -252,7 +258,9 @@ def test_name_that_is_not_a_string() -> None:
 
 
 def test_list_item_errors_name_the_item() -> None:
-    text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {}\n"
+    text = (
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {}\n"
+    )
     err = render_error({"l.yaml": text.encode()})
     assert "item 1 of document 1 of l.yaml" in str(err)
     assert "metadata.name" in str(err)
@@ -277,7 +285,7 @@ def test_same_name_different_kind_group_or_namespace_is_not_a_duplicate() -> Non
         "a.yaml": cm("x", "one").encode(),
         "b.yaml": cm("x", "two").encode(),
         "c.yaml": b"apiVersion: v1\nkind: Secret\nmetadata: {name: x, namespace: one}\n",
-        "d.yaml": b"apiVersion: example.com/v1\nkind: ConfigMap\nmetadata: {name: x, namespace: one}\n",
+        "d.yaml": b"apiVersion: x.io/v1\nkind: ConfigMap\nmetadata: {name: x, namespace: one}\n",
     }
     assert len(render(files)) == 4
 
@@ -372,7 +380,9 @@ def test_kustomization_without_kubectl_is_a_clear_error(monkeypatch: pytest.Monk
 _KUBECTL = find_kubectl()
 
 
-@pytest.mark.skipif(_KUBECTL is None, reason="no kubectl found (lab bin dir or PATH); kustomize untested")
+@pytest.mark.skipif(
+    _KUBECTL is None, reason="no kubectl found (lab bin dir or PATH); kustomize untested"
+)
 def test_kustomize_overlay_renders_through_kubectl() -> None:
     out = render(KUSTOMIZE_FILES, root="overlays/prod")
     keys = sorted(m.key for m in out)
@@ -384,7 +394,9 @@ def test_kustomize_overlay_renders_through_kubectl() -> None:
     assert all(m.obj["metadata"]["labels"]["env"] == "prod" for m in out)
 
 
-@pytest.mark.skipif(_KUBECTL is None, reason="no kubectl found (lab bin dir or PATH); kustomize untested")
+@pytest.mark.skipif(
+    _KUBECTL is None, reason="no kubectl found (lab bin dir or PATH); kustomize untested"
+)
 def test_kustomize_failure_carries_its_stderr() -> None:
     files = {"app/kustomization.yaml": b"resources:\n- missing.yaml\n"}
     with pytest.raises(RenderError, match="kustomize build failed") as info:
