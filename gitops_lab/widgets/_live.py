@@ -61,7 +61,7 @@ class Watch:
 
     def __init__(self, kube: Kube, path: str, on_change: OnChange, *,
                  field_selector: str = "", label_selector: str = "",
-                 timeout_seconds: int = WATCH_TIMEOUT, name: str = "watch") -> None:
+                 timeout_seconds: int | None = None, name: str = "watch") -> None:
         self.kube = kube
         self.path = path
         self.on_change = on_change
@@ -70,7 +70,7 @@ class Watch:
             self.query["fieldSelector"] = field_selector
         if label_selector:
             self.query["labelSelector"] = label_selector
-        self.timeout_seconds = timeout_seconds
+        self.timeout_seconds = WATCH_TIMEOUT if timeout_seconds is None else timeout_seconds
         self.objects: dict[tuple[str, str], Obj] = {}
         self.synced = threading.Event()
         self.error = ""

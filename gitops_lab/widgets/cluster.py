@@ -10,7 +10,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from gitops_lab.kube import Kube
+from gitops_lab.kube import Kube, KubeError
 from gitops_lab.widgets._live import Throttle, Watch
 from gitops_lab.widgets._style import GREEN, RED, esc
 
@@ -141,8 +141,12 @@ class ClusterView(w.VBox):  # type: ignore[misc]
     def reload(self) -> None:
         if self.kube is None:
             return
-        nodes = self.kube.request("GET", "/api/v1/nodes").get("items") or []
-        pods = self.kube.request("GET", self._pods_path).get("items") or []
+        try:
+            nodes = self.kube.request("GET", "/api/v1/nodes").get("items") or []
+            pods = self.kube.request("GET", self._pods_path).get("items") or []
+        except KubeError as exc:
+            self.html.value = f'<span style="color:#a4272f">{esc(exc.message)}</span>'
+            return
         self.update(nodes, pods)
 
     def _from_watches(self) -> None:

@@ -200,7 +200,7 @@ class AppDashboard(w.VBox):  # type: ignore[misc]
         self.app: Obj = {}
         self._kube: Kube | None = kube_of(apps)
         self._lock = threading.RLock()
-        self._rendering = False
+        self._rendering: int | None = None  # the thread now drawing the policy boxes
         self._replicasets: list[Obj] = []
         self._pods: list[Obj] = []
         self._watches: list[Watch] = []
@@ -307,14 +307,14 @@ class AppDashboard(w.VBox):  # type: ignore[misc]
             self.rollback_button.layout.width = "auto"
 
             automated, self_heal, prune = _policy(app)
-            self._rendering = True
+            self._rendering = threading.get_ident()
             try:
                 self.auto_sync.value = automated
                 self.self_heal.value = self_heal
                 self.prune.value = prune
                 self.self_heal.disabled = self.prune.disabled = not automated
             finally:
-                self._rendering = False
+                self._rendering = None
             self._redraw_tree()
         if self._kube is not None and self._watches and not self._closed:
             self._follow_namespaces(app)
@@ -435,8 +435,8 @@ class AppDashboard(w.VBox):  # type: ignore[misc]
 
     def _on_policy(self, field: str) -> Callable[[dict[str, Any]], None]:
         def changed(change: dict[str, Any]) -> None:
-            if self._rendering:
-                return
+            if self._rendering == threading.get_ident():
+                return  # update() drawing the app's policy, not a user
             value = bool(change["new"])
             self._act(f"{field.replace('_', '-')} set to {value}",
                       lambda: self.apps.set_policy(self.name, **{field: value}))

@@ -11,7 +11,7 @@ from typing import Any
 import ipywidgets as w
 
 from gitops_lab.api.types import GROUP, KIND
-from gitops_lab.kube import Kube
+from gitops_lab.kube import Kube, KubeError
 from gitops_lab.widgets._live import Throttle, Watch
 from gitops_lab.widgets._style import esc, when
 
@@ -136,7 +136,12 @@ class EventLog(w.VBox):  # type: ignore[misc]
     def reload(self) -> None:
         if self.kube is None:
             return
-        data = self.kube.request("GET", self._path, query={"fieldSelector": self._selector})
+        try:
+            data = self.kube.request("GET", self._path, query={"fieldSelector": self._selector})
+        except KubeError as exc:
+            self.table_html.value = (f'<span style="color:#a4272f">cannot list events in '
+                                     f"{esc(self.namespace)}: {esc(exc.message)}</span>")
+            return
         self.update(data.get("items") or [])
 
     def _from_watch(self) -> None:
