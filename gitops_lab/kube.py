@@ -99,7 +99,7 @@ class Kube:
     @classmethod
     def from_kubeconfig(cls, path: str | Path | None = None, context: str | None = None) -> Kube:
         configuration = k8s_client.Configuration()
-        k8s_config.load_kube_config(
+        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
             config_file=str(path) if path else None,
             context=context,
             client_configuration=configuration,
@@ -109,7 +109,8 @@ class Kube:
     @classmethod
     def in_cluster(cls) -> Kube:
         configuration = k8s_client.Configuration()
-        k8s_config.load_incluster_config(client_configuration=configuration)
+        k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
+            client_configuration=configuration)
         return cls(configuration, user="in-cluster")
 
     def with_token(self, token: str, user: str = "serviceaccount") -> Kube:

@@ -64,7 +64,7 @@ class _Progress:
                                        layout=w.Layout(width="320px"))
             self.label = w.HTML(value=f"<b>{title}</b>")
             self.box = w.HBox([self.bar, self.label])
-            display(self.box)
+            display(self.box)  # type: ignore[no-untyped-call]
         else:
             print(f"… {title}", file=sys.stderr, flush=True)
 
@@ -126,7 +126,7 @@ class Lab:
         os.environ["KUBECONFIG"] = str(kubeconfig)
         state_dir = cache_root() / "lab" / name
         state_dir.mkdir(parents=True, exist_ok=True)
-        git = GitServer.ensure(state_dir / "git", port=GIT_PORT)
+        git = GitServer.ensure(state_dir / "git", port=_git_port(state_dir / "git"))
         lab = cls(cluster, kubeconfig, git, state_dir)
         lab.ensure_config_repo()
         if agent:
@@ -378,6 +378,26 @@ class Lab:
             yield
         finally:
             self.ensure_agent()
+
+
+def _git_port(root: Path) -> int | None:
+    """9418 for the first lab; None (any free port) when another lab's daemon holds it.
+
+    Asking for a taken port would make the new daemon exit while the port still answers (the
+    other lab's daemon), so this lab would silently read and push the other lab's repos. A
+    daemon this lab already recorded is reused on whatever port it has.
+    """
+    import socket
+
+    if (root / "daemon.json").exists():
+        return None
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", GIT_PORT))
+        except OSError:
+            return None
+    return GIT_PORT
 
 
 def _st(app: Mapping[str, Any], *path: str) -> Any:

@@ -5,6 +5,7 @@ alerts and metrics. Runs in the foreground (`gitops-lab agent run`) or in a note
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -19,7 +20,15 @@ from gitops_lab.agent.events import Alerter, Recorder
 from gitops_lab.agent.livecache import KindWatch, LiveCache
 from gitops_lab.agent.server import AgentServer, Metrics
 from gitops_lab.agent.status import build_status, now, status_changed
-from gitops_lab.api.types import GROUP, PLURAL, REFRESH_ANNOTATION, VERSION, HealthStatus, ResourceKey, SyncStatus
+from gitops_lab.api.types import (
+    GROUP,
+    PLURAL,
+    REFRESH_ANNOTATION,
+    VERSION,
+    HealthStatus,
+    ResourceKey,
+    SyncStatus,
+)
 from gitops_lab.cluster.binaries import cache_root
 from gitops_lab.engine.sync import AppSpec, Reconciler, ReconcileResult, SpecError, SyncRequest
 from gitops_lab.kube import Kube, KubeError, ResourceInfo
@@ -359,10 +368,8 @@ class Agent:
             for key in keys:
                 self._owners.setdefault(key, set()).add(app_key)
         for key in keys:
-            try:
+            with contextlib.suppress(KubeError):
                 self.live.get(key)  # start watching the kind, if not yet
-            except KubeError:
-                pass
 
     def _emit(self, app: Mapping[str, Any], prev: Mapping[str, Any], status: Mapping[str, Any],
               result: ReconcileResult, rollback: bool) -> None:

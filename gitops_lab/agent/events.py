@@ -120,7 +120,7 @@ class Alerter:
 
     def _post(self, req: urllib.request.Request) -> None:
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 resp.read()
         except OSError as exc:
             log.warning("alert webhook %s failed: %s", self.url, exc)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -158,7 +157,7 @@ class LiveCache:
         with watch.lock:
             return watch.objects.get((key.namespace, key.name))
 
-    def list(self, group: str, kind: str, namespace: str | None = None) -> list[Obj]:
+    def objects(self, group: str, kind: str, namespace: str | None = None) -> list[Obj]:
         """Objects of one kind (optionally one namespace); starts watching it if needed."""
         watch = self._watch_for(ResourceKey(group, kind, namespace or "", ""))
         if watch is None:

@@ -54,7 +54,7 @@ class AgentServer:
         metrics_ref, healthy_ref, webhook_ref = metrics, healthy, on_webhook
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
             def _send(self, code: int, body: bytes, ctype: str = "text/plain") -> None:
@@ -64,7 +64,7 @@ class AgentServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 if self.path == "/healthz":
                     ok = healthy_ref()
                     self._send(200 if ok else 503, b"ok\n" if ok else b"not ready\n")
@@ -73,7 +73,7 @@ class AgentServer:
                 else:
                     self._send(404, b"not found\n")
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 if self.path != "/webhook":
                     self._send(404, b"not found\n")
                     return

@@ -121,7 +121,10 @@ def build_status(
 _VOLATILE = ("reconciledAt", "lastReconcile")
 
 
+def _stable(status: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in status.items() if k not in _VOLATILE}
+
+
 def status_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     """Whether a status write is worth it: anything but timestamps and timings changed."""
-    strip = lambda s: {k: v for k, v in s.items() if k not in _VOLATILE}  # noqa: E731
-    return strip(old) != strip(new)
+    return _stable(old) != _stable(new)

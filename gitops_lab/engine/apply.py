@@ -5,9 +5,10 @@ Used by engine/sync.py. Namespaces and CRDs go first, then sync waves, then kind
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from gitops_lab.api.types import FIELD_MANAGER, SYNC_WAVE_ANNOTATION, Action, ResourceKey
 from gitops_lab.kube import Kube, KubeError
@@ -15,6 +16,8 @@ from gitops_lab.kube import Kube, KubeError
 __all__ = ["Change", "ChangeSet", "ResourceManager", "apply_order", "sync_wave"]
 
 Obj = dict[str, Any]
+T = TypeVar("T")
+R = TypeVar("R")
 
 # Roughly Argo CD's / Helm's install order: what others depend on goes first.
 KIND_ORDER = [
@@ -106,10 +109,12 @@ class ResourceManager:
     """One method per verb (dry-run, apply, delete, wait), all server-side, one field manager."""
 
     def __init__(self, kube: Kube, field_manager: str = FIELD_MANAGER,
-                 crd_timeout: float = 30.0) -> None:
+                 crd_timeout: float = 30.0, parallelism: int = 8) -> None:
         self.kube = kube
         self.field_manager = field_manager
         self.crd_timeout = crd_timeout
+        self._pool = ThreadPoolExecutor(max_workers=parallelism,
+                                        thread_name_prefix="gitops-lab-apply")
 
     def dry_run(self, obj: Mapping[str, Any]) -> Obj:
         return self.kube.apply(obj, dry_run=True, field_manager=self.field_manager)
@@ -117,22 +122,43 @@ class ResourceManager:
     def apply_all(
         self, objects: Iterable[tuple[Obj, bool]]
     ) -> tuple[ChangeSet, dict[ResourceKey, Obj]]:
-        """Apply (object, exists_live) pairs in order; unchanged ones are not passed in."""
+        """Apply (object, exists_live) pairs stage by stage; unchanged ones are not passed in.
+
+        A stage is one (Namespace/CRD/other, sync wave, kind) group: stages run in order, the
+        objects inside one stage in parallel, as kubectl would if it could.
+        """
         changes = ChangeSet()
         results: dict[ResourceKey, Obj] = {}
-        ordered = sorted(objects, key=lambda item: apply_order(item[0]))
-        for obj, exists in ordered:
+        stages: dict[tuple[int, int, int], list[tuple[Obj, bool]]] = {}
+        for obj, exists in objects:
+            stages.setdefault(apply_order(obj)[:3], []).append((obj, exists))
+
+        def one(item: tuple[Obj, bool]) -> tuple[ResourceKey, bool, Obj | KubeError]:
+            obj, exists = item
             key = ResourceKey.from_object(obj)
             try:
-                result = self.kube.apply(obj, field_manager=self.field_manager)
+                return key, exists, self.kube.apply(obj, field_manager=self.field_manager)
             except KubeError as exc:
-                changes.add(key, Action.FAILED, exc.message)
-                continue
-            results[key] = result
-            changes.add(key, Action.CONFIGURED if exists else Action.CREATED)
-            if key.kind == "CustomResourceDefinition":
-                self.wait_established(key.name)
+                return key, exists, exc
+
+        for stage in sorted(stages):
+            batch = sorted(stages[stage], key=lambda item: apply_order(item[0]))
+            outcomes = list(self._pool.map(one, batch)) if len(batch) > 1 else [one(batch[0])]
+            for key, exists, outcome in outcomes:
+                if isinstance(outcome, KubeError):
+                    changes.add(key, Action.FAILED, outcome.message)
+                    continue
+                results[key] = outcome
+                changes.add(key, Action.CONFIGURED if exists else Action.CREATED)
+                if key.kind == "CustomResourceDefinition":
+                    self.wait_established(key.name)
         return changes, results
+
+    def map(self, func: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        """Run `func` over items on the manager's thread pool (for dry runs)."""
+        if len(items) < 2:
+            return [func(i) for i in items]
+        return list(self._pool.map(func, items))
 
     def wait_established(self, name: str) -> None:
         deadline = time.monotonic() + self.crd_timeout

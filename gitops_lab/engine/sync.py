@@ -423,20 +423,29 @@ class Reconciler:
             }
             pairs = pair(desired, live, inventory)
             shared: list[str] = []
+            to_compare: list[Pair] = []
             for p in pairs:
                 if p.desired is None:
                     continue
-                m = origin.get(p.key)
                 owner = ((p.live or {}).get("metadata", {}).get("annotations") or {}).get(
                     TRACKING_ANNOTATION, "")
                 if p.live is not None and owner and not owner.startswith(spec.tracking_prefix):
-                    shared.append(f"{_where(m, p.key)} is already managed by "
+                    shared.append(f"{_where(origin.get(p.key), p.key)} is already managed by "
                                   f"{owner.split(':', 1)[0].replace('_', '/')}; not touching it")
                     continue
+                to_compare.append(p)
+
+            def predict(p: Pair) -> Obj | KubeError:
+                assert p.desired is not None
                 try:
-                    predicted = self._predict(p.key, p.desired, p.live, pending_ns, pending_kinds)
+                    return self._predict(p.key, p.desired, p.live, pending_ns, pending_kinds)
                 except KubeError as exc:
-                    errors.append(f"{_where(m, p.key)}: {exc.message}")
+                    return exc
+
+            for p, predicted in zip(to_compare, self.manager.map(predict, to_compare),
+                                    strict=True):
+                if isinstance(predicted, KubeError):
+                    errors.append(f"{_where(origin.get(p.key), p.key)}: {predicted.message}")
                     continue
                 result.diffs[p.key] = compare(p.key, predicted, p.live)
             step.detail = (f"{sum(d.status is SyncStatus.OUT_OF_SYNC for d in result.diffs.values())}"

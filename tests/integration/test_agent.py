@@ -107,8 +107,8 @@ def test_self_heal_reverts_drift(lab_app: LabApp, admin: Kube, lab_cluster: Any)
         time.sleep(0.05)
     assert live_replicas(admin, lab_app.namespace, "web") == 2
     # deleting a managed object is drift too
-    admin.delete("v1", "ConfigMap", "settings", lab_app.namespace)
-    deadline = time.monotonic() + 10
+    admin.delete("v1", "ConfigMap", "settings", lab_app.namespace, propagation="Background")
+    deadline = time.monotonic() + 15
     while admin.get_or_none("v1", "ConfigMap", "settings", lab_app.namespace) is None and \
             time.monotonic() < deadline:
         time.sleep(0.05)
@@ -182,7 +182,7 @@ def test_rollback_by_history_id_with_the_cli(lab_app: LabApp, admin: Kube, lab_c
     out = subprocess.run([sys.executable, "-m", "gitops_lab", "app", "rollback", lab_app.name, "0"],
                          capture_output=True, text=True, env=env, check=False, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert "Synced" in out.stdout
+    assert "Last Sync:     Succeeded" in out.stdout, out.stdout
     cm = admin.get("v1", "ConfigMap", "settings", lab_app.namespace)
     assert cm["data"] == {"color": "blue"}
 
