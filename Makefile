@@ -33,7 +33,7 @@ binaries: $(STAMP)
 lab: setup
 	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser notebooks/
 
-test: setup
+test: setup lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -122,7 +122,9 @@ class Lab:
         progress = _Progress(f"cluster {name!r} ({cluster.kind})", 1)
         kubeconfig = cluster.up(lambda line: progress.update(0.5, line))
         progress.finish(f"up — kubeconfig {kubeconfig}")
-        os.environ["PATH"] = f"{bin_dir()}{os.pathsep}{os.environ.get('PATH', '')}"
+        # the lab's kubectl & co., then this Python's scripts (`!gitops-lab …` in a notebook)
+        os.environ["PATH"] = os.pathsep.join(
+            [str(bin_dir()), str(Path(sys.executable).parent), os.environ.get("PATH", "")])
         os.environ["KUBECONFIG"] = str(kubeconfig)
         state_dir = cache_root() / "lab" / name
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -349,6 +351,20 @@ class Lab:
 
     def app(self, name: str = "guestbook") -> Obj:
         return self.apps.get(name)
+
+    def events(self, name: str = "guestbook", reason: str | None = None) -> list[Obj]:
+        """The Events the agent recorded on an Application, newest first (optionally one reason)."""
+        selector = f"involvedObject.kind=Application,involvedObject.name={name}"
+        if reason:
+            selector += f",reason={reason}"
+        items = self.kube.request("GET", f"/api/v1/namespaces/{self.apps.namespace}/events",
+                                  query={"fieldSelector": selector}).get("items") or []
+
+        def order(event: Obj) -> tuple[str, int]:
+            stamp = str(event.get("lastTimestamp") or event.get("eventTime") or "")
+            return stamp, int((event.get("metadata") or {}).get("resourceVersion") or 0)
+
+        return sorted(items, key=order, reverse=True)
 
     # ---- widgets (imported lazily: the facade works without Jupyter) ---------------------------------
     def dashboard(self, name: str = "guestbook") -> Any:

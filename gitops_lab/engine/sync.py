@@ -292,7 +292,9 @@ class Reconciler:
         return rendered
 
     # ---- desired state -----------------------------------------------------------------------
-    def _desired(self, spec: AppSpec, manifests: list[Manifest]) -> tuple[list[Obj], dict[ResourceKey, Manifest], list[str]]:
+    def _desired(
+        self, spec: AppSpec, manifests: list[Manifest]
+    ) -> tuple[list[Obj], dict[ResourceKey, Manifest], list[str]]:
         """Namespace defaulting, tracking annotation; unknown kinds are reported, not guessed."""
         crd_scopes: dict[tuple[str, str], bool] = {}
         for m in manifests:

@@ -4,6 +4,7 @@ on 127.0.0.1, the agent running in-process as its ServiceAccount, and an alert r
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from agent_helpers import AlertReceiver, LabApp
 from gitops_lab.agent import Agent, AgentOptions
 from gitops_lab.apps import Apps
 from gitops_lab.install import agent_token, install
-from gitops_lab.kube import Kube
+from gitops_lab.kube import Kube, KubeError
 from gitops_lab.source import GitServer
 
 
@@ -66,7 +67,5 @@ def lab_app(agent: Agent, git_server: GitServer, apps: Apps, admin: Kube,
     app = LabApp(name, git_server, tmp_path / "wc", apps, admin)
     yield app
     apps.delete(name)
-    try:
+    with contextlib.suppress(KubeError):  # already gone
         admin.delete("v1", "Namespace", name, propagation="Background")
-    except Exception:
-        pass

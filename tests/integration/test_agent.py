@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from agent_helpers import LabApp, conditions, st
 
 from gitops_lab.kube import Kube
