@@ -27,7 +27,7 @@ from gitops_lab.kube import Kube
 from gitops_lab.samples import sample_files
 from gitops_lab.source import GitServer, WorkingCopy
 
-__all__ = ["Lab", "LabError"]
+__all__ = ["Lab", "LabError", "teardown"]
 
 Obj = dict[str, Any]
 CONFIG_REPO = "lab"
@@ -421,6 +421,40 @@ def _st(app: Mapping[str, Any], *path: str) -> Any:
     for part in path:
         node = node.get(part) if isinstance(node, Mapping) else None
     return node
+
+
+def teardown(name: str | None = None, *, cluster: bool = True) -> None:
+    """Stop whatever a lab NAME left running — agent, Git server and (with `cluster`) the
+    cluster — without bringing anything up first, as `Lab.connect().cleanup()` would.
+    For tests and scripts; idempotent.
+    """
+    name = name or os.environ.get("GITOPS_LAB_CLUSTER", "gitops-lab")
+    state_dir = cache_root() / "lab" / name
+    try:
+        info = json.loads((state_dir / "agent.json").read_text())
+        pid = int(info.get("pid", 0))
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        if pid and _pid_alive(pid) and "gitops_lab" in cmdline and "agent" in cmdline:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while _pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    except (OSError, ValueError, TypeError):
+        pass
+    git_root = state_dir / "git"
+    try:
+        record = json.loads((git_root / "daemon.json").read_text())
+        server = GitServer(git_root, pidfile=git_root / "daemon.json")
+        server.pid, server.port = int(record["pid"]), int(record["port"])
+        server.stop()  # only if that pid still is the daemon serving git_root
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    if cluster:
+        subprocess.run([sys.executable, "-m", "gitops_lab", "cluster", "down", "--name", name],
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=120, check=False)
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def lab_clusters() -> list[str]:

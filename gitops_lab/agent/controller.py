@@ -378,27 +378,20 @@ class Agent:
         prev_sync = (prev.get("sync") or {}).get("status")
         prev_health = (prev.get("health") or {}).get("status")
         last_synced = ((prev.get("operationState") or {}).get("syncResult") or {}).get("revision")
-        out = [r for r in result.resources if r.status is SyncStatus.OUT_OF_SYNC]
         spec = result.spec
-        # Drift: live changed while Git did not (same revision as the last sync)
-        drifted = [r for r in out if r.message != "requires pruning"]
+        # Drift: live changed while Git did not (same revision as the last successful sync)
+        drifted = result.compared_out_of_sync
         if drifted and rev and rev == last_synced and prev_sync == SyncStatus.SYNCED.value:
-            names = [str(r.key) for r in drifted]
-            msg = "live state differs from Git at " + rev[:7] + ": " + "; ".join(
-                f"{r.key} {r.message}" for r in drifted[:5])
+            names = [str(d.key) for d in drifted]
+            msg = f"live state differs from Git at {rev[:7]}: " + "; ".join(
+                f"{d.key} {d.message}" for d in drifted[:5])
             healing = bool(spec and spec.automated and spec.self_heal)
-            if healing:
-                msg += " — self-heal will revert it"
+            msg += " — self-heal reverts it" if healing else " — self-heal is off: sync to revert"
             self.metrics.drift.labels(label).inc()
             self._alert(app, "DriftDetected", msg, rev, names)
             if healing and result.changes is not None and not result.sync_error:
                 self.recorder.record(app, "Normal", "SelfHealed",
                                      f"reverted drift on {', '.join(names[:5])}", revision=rev)
-        elif result.changes is not None and not result.sync_error and rev == last_synced and \
-                spec and spec.self_heal and result.changes.writes and not out:
-            names = [str(c.key) for c in result.changes if c.action.value in ("configured", "created")]
-            self.recorder.record(app, "Normal", "SelfHealed",
-                                 f"reverted drift on {', '.join(names[:5])}", revision=rev)
         if result.changes is not None:
             if result.sync_error:
                 self._alert(app, "SyncFailed", result.sync_error, rev,

@@ -204,6 +204,7 @@ class ReconcileResult:
     diffs: dict[ResourceKey, ResourceDiff] = field(default_factory=dict)
     conditions: list[Condition] = field(default_factory=list)
     changes: ChangeSet | None = None  # None: no sync was run
+    compared_out_of_sync: list[ResourceDiff] = field(default_factory=list)
     sync_error: str = ""
     trace: Trace = field(default_factory=Trace)
     live: dict[ResourceKey, Obj] = field(default_factory=dict)
@@ -460,6 +461,7 @@ class Reconciler:
             result.conditions.append(Condition("ComparisonError", "; ".join(errors)))
 
         out_of_sync = [d for d in result.diffs.values() if d.status is SyncStatus.OUT_OF_SYNC]
+        result.compared_out_of_sync = list(out_of_sync)  # before any apply: what drifted
         to_prune = prune_candidates(pairs, spec.namespace, spec.name)
         last_synced = str(((status.get("operationState") or {}).get("syncResult") or {})
                           .get("revision", ""))
