@@ -296,6 +296,16 @@ class Kube:
                 return None
             raise
 
+    def get_by_key(self, key: ResourceKey) -> Obj | None:
+        """The live object a ResourceKey names, or None when it does not exist."""
+        info = self.resource_for_key(key)
+        try:
+            return self.request("GET", info.path(key.namespace or None, key.name))
+        except KubeError as exc:
+            if exc.not_found:
+                return None
+            raise
+
     def list(
         self, api_version: str, kind: str, namespace: str | None = None, **query: Any
     ) -> Obj:

@@ -148,7 +148,7 @@ class Agent:
         self.server = AgentServer(self.options.http_address, self.metrics, self.healthy,
                                   self.webhook)
         self.server.start()
-        self._app_watch.thread.start()
+        self._app_watch.start()
         self._spawn(self._poll_git, "git-poller")
         for i in range(self.options.workers):
             self._spawn(self._worker, f"worker-{i}")

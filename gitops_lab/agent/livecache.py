@@ -5,118 +5,52 @@ watched object calls back so the owning app is re-compared within a second.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from gitops_lab.api.types import ResourceKey
-from gitops_lab.kube import Kube, KubeError, ResourceInfo
+from gitops_lab.kube import Kube, ResourceInfo
+from gitops_lab.watch import Watch
 
 __all__ = ["KindWatch", "LiveCache"]
 
 Obj = dict[str, Any]
-log = logging.getLogger("gitops_lab.agent.livecache")
 OnChange = Callable[[ResourceKey, Obj | None, str], None]
 
 
-class KindWatch:
-    """List then watch one kind across all namespaces; re-list on 410 Gone; back off on errors."""
+class KindWatch(Watch):
+    """One kind across all namespaces (or one): every change is reported as (key, obj, type),
+    including what changed while no watch was open (diffed after each re-list)."""
 
     def __init__(self, kube: Kube, info: ResourceInfo, on_change: OnChange,
-                 stop: threading.Event, namespace: str | None = None) -> None:
-        self.kube = kube
+                 stop: threading.Event | None = None, namespace: str | None = None) -> None:
         self.info = info
         self.namespace = namespace
-        self.on_change = on_change
-        self.stop = stop
-        self.objects: dict[tuple[str, str], Obj] = {}
-        self.synced = threading.Event()
-        self.error = ""
-        self.lock = threading.Lock()
-        self.thread = threading.Thread(
-            target=self._run, name=f"watch-{info.kind}", daemon=True
-        )
+        self._on_key_change = on_change
+        super().__init__(kube, info.path(namespace), self._event, timeout_seconds=120,
+                         name=info.kind, defaults={"apiVersion": info.api_version,
+                                                   "kind": info.kind})
+        if stop is not None:
+            self._stop = stop  # share the owner's stop switch
 
     def _key(self, obj: Obj) -> ResourceKey:
         meta = obj.get("metadata") or {}
         return ResourceKey(self.info.group, self.info.kind, str(meta.get("namespace") or ""),
                            str(meta.get("name")), self.info.version)
 
-    def _list(self) -> str:
-        data = self.kube.request("GET", self.info.path(self.namespace))
-        fresh: dict[tuple[str, str], Obj] = {}
-        for item in data.get("items") or []:
-            item.setdefault("apiVersion", self.info.api_version)
-            item.setdefault("kind", self.info.kind)
-            meta = item.get("metadata") or {}
-            fresh[(str(meta.get("namespace") or ""), str(meta.get("name")))] = item
-        with self.lock:
-            old = self.objects
-            self.objects = fresh
-        # tell about whatever changed while we were not watching
+    def _event(self, kind: str, obj: Obj) -> None:
+        self._on_key_change(self._key(obj), None if kind == "DELETED" else obj, kind)
+
+    def relisted(self, old: dict[tuple[str, str], Obj], fresh: dict[tuple[str, str], Obj]) -> None:
         for nk, obj in fresh.items():
             before = old.get(nk)
-            if before is None or before.get("metadata", {}).get("resourceVersion") != \
-                    obj.get("metadata", {}).get("resourceVersion"):
-                self.on_change(self._key(obj), obj, "ADDED" if before is None else "MODIFIED")
+            if before is None or (before.get("metadata") or {}).get("resourceVersion") != \
+                    (obj.get("metadata") or {}).get("resourceVersion"):
+                self._event("ADDED" if before is None else "MODIFIED", obj)
         for nk, obj in old.items():
             if nk not in fresh:
-                self.on_change(self._key(obj), None, "DELETED")
-        self.synced.set()
-        return str((data.get("metadata") or {}).get("resourceVersion", ""))
-
-    def _run(self) -> None:
-        backoff = 0.2
-        rv = ""
-        while not self.stop.is_set():
-            try:
-                if not rv:
-                    rv = self._list()
-                for event in self.kube.watch(self.info.path(self.namespace), resource_version=rv,
-                                             timeout_seconds=120):
-                    if self.stop.is_set():
-                        return
-                    kind = event.get("type")
-                    obj = event.get("object") or {}
-                    if kind == "ERROR":
-                        if obj.get("code") == 410:
-                            rv = ""  # expired: list again
-                            break
-                        raise KubeError(int(obj.get("code", 0)), str(obj.get("reason", "")),
-                                        str(obj.get("message", "")))
-                    rv = str((obj.get("metadata") or {}).get("resourceVersion", rv))
-                    if kind == "BOOKMARK":
-                        continue
-                    obj.setdefault("apiVersion", self.info.api_version)
-                    obj.setdefault("kind", self.info.kind)
-                    meta = obj.get("metadata") or {}
-                    nk = (str(meta.get("namespace") or ""), str(meta.get("name")))
-                    with self.lock:
-                        if kind == "DELETED":
-                            self.objects.pop(nk, None)
-                        else:
-                            self.objects[nk] = obj
-                    self.on_change(self._key(obj), None if kind == "DELETED" else obj, str(kind))
-                backoff = 0.2
-                self.error = ""
-            except KubeError as exc:
-                if exc.gone:
-                    rv = ""
-                    continue
-                self.error = exc.message
-                log.warning("watch %s: %s (retrying in %.1f s)", self.info.kind, exc.message,
-                            backoff)
-                if exc.status == 0:
-                    rv = ""  # API server restarted: its watch cache is new
-                self.stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
-            except Exception as exc:  # never let a watch thread die silently
-                self.error = str(exc)
-                log.exception("watch %s failed", self.info.kind)
-                rv = ""
-                self.stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+                self._event("DELETED", obj)
 
 
 class LiveCache:
@@ -141,19 +75,13 @@ class LiveCache:
                     return None
                 watch = KindWatch(self.kube, info, self.on_change, self._stop)
                 self._watches[wkey] = watch
-                watch.thread.start()
+                watch.start()
         return watch
 
     def get(self, key: ResourceKey) -> Obj | None:
         watch = self._watch_for(key)
         if watch is None or not watch.synced.wait(self.sync_timeout):
-            info = self.kube.resource_for_key(key)
-            try:
-                return self.kube.request("GET", info.path(key.namespace or None, key.name))
-            except KubeError as exc:
-                if exc.not_found:
-                    return None
-                raise
+            return self.kube.get_by_key(key)
         with watch.lock:
             return watch.objects.get((key.namespace, key.name))
 

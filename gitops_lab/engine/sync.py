@@ -231,13 +231,7 @@ class DirectLive:
         self.kube = kube
 
     def get(self, key: ResourceKey) -> Obj | None:
-        info = self.kube.resource_for_key(key)
-        try:
-            return self.kube.request("GET", info.path(key.namespace or None, key.name))
-        except KubeError as exc:
-            if exc.not_found:
-                return None
-            raise
+        return self.kube.get_by_key(key)
 
 
 def _hash(obj: Mapping[str, Any]) -> str:
