@@ -240,11 +240,13 @@ class Agent:
                     continue
                 by_repo.setdefault(spec.repo_url, []).append((app_key, spec))
             for url, members in by_repo.items():
-                try:
-                    self.repos.fetch(url, timeout=10)
-                except SourceError:
+                failing = url in self.reconciler.fetch_errors
+                with contextlib.suppress(SourceError):  # never fetched: the reconcile says why
+                    self.reconciler.fetch(url, timeout=10)
+                if failing != (url in self.reconciler.fetch_errors):
                     for app_key, _ in members:
-                        self.queue.add(app_key)  # the reconcile reports the error
+                        self.queue.add(app_key)  # Git went away or came back: say so
+                if url in self.reconciler.fetch_errors:
                     continue
                 for app_key, spec in members:
                     try:

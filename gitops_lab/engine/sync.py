@@ -258,19 +258,27 @@ class Reconciler:
         self.kubectl = kubectl
         self._render_cache: dict[tuple[str, str, str], list[Manifest]] = {}
         self._dry_runs: dict[ResourceKey, tuple[str, str | None, Obj]] = {}
+        self.fetch_errors: dict[str, str] = {}  # repo URL -> why its last fetch failed
         self._lock = threading.Lock()
 
     # ---- fetch + render --------------------------------------------------------------------
-    def resolve(self, spec: AppSpec, revision: str | None, fetch: bool) -> str:
-        if fetch:
-            self.repos.fetch(spec.repo_url)
+    def fetch(self, url: str, timeout: float = 30) -> None:
+        """Fetch from Git. When Git cannot be reached but a mirror exists, remember why and
+        carry on with the mirror (the reconcile then says so in a SourceError condition)."""
         try:
-            return self.repos.resolve(spec.repo_url, revision or spec.target_revision)
-        except SourceError:
-            if fetch:
+            self.repos.fetch(url, timeout=timeout)
+        except SourceError as exc:
+            self.fetch_errors[url] = str(exc)
+            if not (self.repos.mirror_path(url) / "HEAD").exists():
                 raise
-            self.repos.fetch(spec.repo_url)  # first time this repo is seen
-            return self.repos.resolve(spec.repo_url, revision or spec.target_revision)
+        else:
+            self.fetch_errors.pop(url, None)
+
+    def resolve(self, spec: AppSpec, revision: str | None, fetch: bool) -> str:
+        """The full SHA to compare against (the repo is fetched first when asked, or never seen)."""
+        if fetch:
+            self.fetch(spec.repo_url)
+        return self.repos.resolve(spec.repo_url, revision or spec.target_revision)
 
     def manifests(self, spec: AppSpec, sha: str) -> list[Manifest]:
         cache_key = (spec.repo_url, sha, spec.path)
@@ -384,6 +392,10 @@ class Reconciler:
             result.conditions.append(Condition("SourceError", str(exc)))
             self._health_only(result, spec, inventory)
             return result
+        stale = self.fetch_errors.get(spec.repo_url)
+        if stale:
+            result.conditions.append(Condition(
+                "SourceError", f"{stale}; comparing with the last fetched revision {sha[:7]}"))
 
         # 2. render: the manifests at that SHA
         try:

@@ -332,3 +332,26 @@ def test_unowned_object_is_not_taken_over_from_another_app(lab_app: LabApp, admi
     app = lab_app.wait(lambda a: "SharedResourceWarning" in conditions(a), "the shared warning")
     assert "gitops-lab/other" in conditions(app)["SharedResourceWarning"]
     assert admin.get("v1", "ConfigMap", "shared", lab_app.namespace)["data"] == {"owner": "other"}
+
+
+def test_git_going_away_is_reported_and_the_mirror_keeps_serving(
+        lab_app: LabApp, admin: Kube, git_server: Any) -> None:
+    good = lab_app.init({"app/keep.yaml": configmap("keep")})
+    lab_app.create(prune=True, self_heal=True)
+    lab_app.wait(synced_healthy(good), "the good commit")
+    repo = git_server.repo_path(lab_app.name)
+    hidden = repo.with_name(repo.name + ".away")
+    repo.rename(hidden)  # the Git server no longer has the repo
+    try:
+        app = lab_app.wait(lambda a: "SourceError" in conditions(a), "the fetch failure")
+        assert "last fetched revision" in conditions(app)["SourceError"]
+        assert st(app, "sync", "revision") == good
+        # Git is unreachable, yet drift is still healed from the last fetched revision
+        admin.delete("v1", "ConfigMap", "keep", lab_app.namespace, propagation="Background")
+        deadline = time.monotonic() + 15
+        while admin.get_or_none("v1", "ConfigMap", "keep", lab_app.namespace) is None:
+            assert time.monotonic() < deadline, "self-heal stopped while Git was away"
+            time.sleep(0.1)
+    finally:
+        hidden.rename(repo)
+    lab_app.wait(lambda a: synced_healthy(good)(a) and not conditions(a), "recovery")
