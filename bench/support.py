@@ -165,7 +165,8 @@ class RawClient:
 
     def __init__(self, kubeconfig: Path) -> None:
         cfg = k8s_client.Configuration()
-        k8s_config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
+        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=str(kubeconfig), client_configuration=cfg)
         self.host = cfg.host.rstrip("/")
         self.pool = urllib3.PoolManager(cert_reqs="CERT_REQUIRED", ca_certs=cfg.ssl_ca_cert,
                                         cert_file=cfg.cert_file, key_file=cfg.key_file,
@@ -212,7 +213,7 @@ def count_requests(before: Mapping[Labels, float], after: Mapping[Labels, float]
     out = WriteCount()
     parts: dict[str, int] = {}
     for labels, value in after.items():
-        delta = int(round(value - before.get(labels, 0.0)))
+        delta = round(value - before.get(labels, 0.0))
         if delta <= 0:
             continue
         lab = dict(labels)
@@ -247,7 +248,7 @@ _AGENT_SAMPLE = re.compile(r'^(gitopslab_reconcile_duration_seconds_(?:count|sum
 
 def agent_reconciles(agent_url: str, app_label: str) -> tuple[int, float]:
     """(count, sum of seconds) of gitopslab_reconcile_duration_seconds for one app."""
-    with urllib.request.urlopen(f"{agent_url}/metrics", timeout=5) as resp:  # noqa: S310
+    with urllib.request.urlopen(f"{agent_url}/metrics", timeout=5) as resp:
         text = resp.read().decode()
     count, total = 0, 0.0
     for line in text.splitlines():
@@ -293,7 +294,7 @@ def post_webhook(agent_url: str, repo_url: str) -> int:
                        "repository": {"url": repo_url, "clone_url": repo_url}}).encode()
     req = urllib.request.Request(f"{agent_url}/webhook", data=body, method="POST",
                                  headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+    with urllib.request.urlopen(req, timeout=10) as resp:
         return int(json.loads(resp.read()).get("refreshed", 0))
 
 
