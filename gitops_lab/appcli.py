@@ -248,7 +248,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--cluster-name", default="gitops-lab", help="kind cluster for in-cluster")
     p.set_defaults(func=_guard(_agent_install))
     p = agent_sub.add_parser("run", parents=[common], help="run the agent in the foreground")
-    p.add_argument("--poll-interval", type=float, default=2.0, help="seconds between Git polls")
+    p.add_argument("--poll-interval", type=float, default=1.0,
+                   help="seconds between Git polls (default 1; Argo CD polls every 180)")
     p.add_argument("--alert-webhook", help="POST alerts (JSON) to this URL")
     p.add_argument("--http-address", default="127.0.0.1:8080",
                    help="/healthz, /metrics, /webhook (default 127.0.0.1:8080)")

@@ -276,15 +276,7 @@ class Lab:
     def reset_sample(self, name: str = "guestbook", *, self_heal: bool = False,
                      wait: bool = True) -> Obj:
         """Catch up: Git holds the pristine sample, the Application exists, Synced/Healthy."""
-        wanted = sample_files("guestbook", SAMPLE_PATH)
-        wc = self.workcopy
-        folder = wc.path / SAMPLE_PATH
-        present = [str(f.relative_to(wc.path)) for f in folder.rglob("*") if f.is_file()] \
-            if folder.exists() else []
-        changed = {p: t for p, t in wanted.items() if not self._same(p, t)}
-        extra = tuple(p for p in present if p not in wanted)
-        if changed or extra:
-            self.commit(changed, "Reset the guestbook sample", delete=extra)
+        self.reset_git()
         app = self.apps.apply(self.sample_app(name, self_heal=self_heal))
         if wait:
             head = self.workcopy.head
@@ -297,6 +289,19 @@ class Lab:
                 timeout=90,
             )
         return app
+
+    def reset_git(self) -> str:
+        """Commit the pristine sample into apps/guestbook where it differs; returns HEAD."""
+        wanted = sample_files("guestbook", SAMPLE_PATH)
+        wc = self.workcopy
+        folder = wc.path / SAMPLE_PATH
+        present = [str(f.relative_to(wc.path)) for f in folder.rglob("*") if f.is_file()] \
+            if folder.exists() else []
+        changed = {p: t for p, t in wanted.items() if not self._same(p, t)}
+        extra = tuple(p for p in present if p not in wanted)
+        if changed or extra:
+            return self.commit(changed, "Reset the guestbook sample", delete=extra)
+        return wc.head
 
     def _same(self, path: str, text: str) -> bool:
         try:

@@ -45,7 +45,7 @@ APP_INFO = ResourceInfo(GROUP, VERSION, "Application", PLURAL, True, ("list", "w
 @dataclass
 class AgentOptions:
     namespace: str = "gitops-lab"
-    poll_interval: float = 2.0  # seconds between Git polls (Argo CD: 180 s)
+    poll_interval: float = 1.0  # seconds between Git polls (Argo CD: 180 s)
     resync_interval: float = 60.0  # full re-compare of every app even when nothing happened
     workers: int = 4
     alert_webhook: str | None = None
@@ -250,7 +250,7 @@ class Agent:
                     continue
                 for app_key, spec in members:
                     try:
-                        head = self.repos.resolve(url, spec.target_revision)
+                        head = self.reconciler.resolve(spec, None, fetch=False)
                     except SourceError:
                         head = ""
                     if self._heads.get(app_key) != head:
@@ -335,7 +335,7 @@ class Agent:
         rollback = False
         if request is not None and request.revision and result.revision and result.spec:
             try:
-                head = self.repos.resolve(result.spec.repo_url, result.spec.target_revision)
+                head = self.reconciler.resolve(result.spec, None, fetch=False)
             except SourceError:
                 head = ""
             rollback = bool(head) and head != result.revision

@@ -4,7 +4,6 @@ Used by engine/sync.py; normalisers remove what the API server owns so defaults 
 
 from __future__ import annotations
 
-import copy
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,22 +29,24 @@ SERVER_ANNOTATIONS = (
 
 
 def normalize(obj: Mapping[str, Any] | None) -> Obj | None:
-    """A copy without status and server-owned metadata: what a diff should look at."""
+    """A view without status and server-owned metadata: what a diff should look at.
+
+    Shallow: only the top level, `metadata` and its `annotations` are new dicts; everything
+    below (spec, data…) is shared with `obj`, so treat the result as read-only.
+    """
     if obj is None:
         return None
-    out = copy.deepcopy(dict(obj))
-    out.pop("status", None)
-    meta = out.get("metadata") or {}
-    for name in SERVER_METADATA:
-        meta.pop(name, None)
-    annotations = meta.get("annotations")
+    out = {k: v for k, v in obj.items() if k != "status"}
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in SERVER_METADATA}
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items()
+                   if k not in SERVER_ANNOTATIONS}
     if annotations:
-        for name in SERVER_ANNOTATIONS:
-            annotations.pop(name, None)
-        if not annotations:
-            meta.pop("annotations", None)
+        meta["annotations"] = annotations
+    else:
+        meta.pop("annotations", None)
     if meta.get("labels") == {}:
         meta.pop("labels")
+    out["metadata"] = meta
     return out
 
 

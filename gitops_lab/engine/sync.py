@@ -259,6 +259,8 @@ class Reconciler:
         self._render_cache: dict[tuple[str, str, str], list[Manifest]] = {}
         self._dry_runs: dict[ResourceKey, tuple[str, str | None, Obj]] = {}
         self.fetch_errors: dict[str, str] = {}  # repo URL -> why its last fetch failed
+        self._resolved: dict[tuple[str, str], str] = {}  # (url, revision) -> sha, until a fetch
+        self._commits: dict[tuple[str, str], CommitInfo] = {}
         self._lock = threading.Lock()
 
     # ---- fetch + render --------------------------------------------------------------------
@@ -273,12 +275,32 @@ class Reconciler:
                 raise
         else:
             self.fetch_errors.pop(url, None)
+        with self._lock:  # refs may have moved: resolve again from now on
+            self._resolved = {k: v for k, v in self._resolved.items() if k[0] != url}
 
     def resolve(self, spec: AppSpec, revision: str | None, fetch: bool) -> str:
-        """The full SHA to compare against (the repo is fetched first when asked, or never seen)."""
+        """The full SHA to compare against (the repo is fetched first when asked, or never seen).
+        Remembered until the next fetch of that repo, so drift reconciles start no git process."""
         if fetch:
             self.fetch(spec.repo_url)
-        return self.repos.resolve(spec.repo_url, revision or spec.target_revision)
+        key = (spec.repo_url, revision or spec.target_revision)
+        sha = self._resolved.get(key)
+        if sha is None:
+            sha = self.repos.resolve(*key)
+            with self._lock:
+                self._resolved[key] = sha
+        return sha
+
+    def commit_info(self, url: str, sha: str) -> CommitInfo:
+        """A commit never changes: read it from Git once."""
+        info = self._commits.get((url, sha))
+        if info is None:
+            info = self.repos.commit_info(url, sha)
+            with self._lock:
+                if len(self._commits) > 1024:
+                    self._commits.clear()
+                self._commits[(url, sha)] = info
+        return info
 
     def manifests(self, spec: AppSpec, sha: str) -> list[Manifest]:
         cache_key = (spec.repo_url, sha, spec.path)
@@ -386,7 +408,7 @@ class Reconciler:
                 revision = sync.revision if sync and sync.revision else None
                 sha = self.resolve(spec, revision, fetch)
                 result.revision = sha
-                result.commit = self.repos.commit_info(spec.repo_url, sha)
+                result.commit = self.commit_info(spec.repo_url, sha)
                 step.detail = f"{spec.repo_url} {revision or spec.target_revision} → {sha[:7]}"
         except SourceError as exc:
             result.conditions.append(Condition("SourceError", str(exc)))

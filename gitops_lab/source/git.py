@@ -142,6 +142,7 @@ class RepoCache:
         self.root = Path(root)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._remote_refs: dict[str, str] = {}  # url -> `ls-remote` output at the last fetch
 
     # -- layout and locking -------------------------------------------------------------
 
@@ -237,18 +238,21 @@ class RepoCache:
 
     def _update(self, url: str, mirror: Path, deadline: float, timeout: float) -> None:
         # Which branch is the remote's default (HEAD) now? A fetch alone never tells.
+        # One ls-remote lists every ref: when none moved since the last fetch, there is
+        # nothing to fetch (a poll every second then costs one git process per repo).
         status, out, err = _git(
             mirror,
             "ls-remote",
             "--symref",
             "origin",
-            "HEAD",
             timeout=self._remaining(url, deadline, timeout),
         )
         if status != 0:
             raise SourceError(
                 f"cannot fetch {_redact(url)}: {_cause(err, status, timeout)}", url=url
             )
+        if self._remote_refs.get(url) == out:
+            return
         head_ref: str | None = None
         head_sha: str | None = None
         for line in out.splitlines():
@@ -281,6 +285,7 @@ class RepoCache:
             _git(mirror, "symbolic-ref", "HEAD", head_ref)
         elif head_sha:
             _git(mirror, "symbolic-ref", "HEAD", _DETACHED_HEAD_REF)
+        self._remote_refs[url] = out
 
     def _ensure(self, url: str) -> Path:
         """The mirror of `url`, cloned first if this cache has never fetched it."""
