@@ -303,32 +303,27 @@ class LocalCluster(Provider):
         )
 
         say("starting kube-controller-manager and kube-scheduler")
-        self._spawn(state, "kube-controller-manager", [
-            str(tools.path("kube-controller-manager")),
+        # Both run as the lab's admin, serve nothing (secure-port 0) and need no leader lease.
+        controller_flags = [
             f"--kubeconfig={kubeconfig}",
             f"--authentication-kubeconfig={kubeconfig}",
             f"--authorization-kubeconfig={kubeconfig}",
             "--bind-address=127.0.0.1",
             "--secure-port=0",
             "--leader-elect=false",
+            "--v=1",
+        ]
+        self._spawn(state, "kube-controller-manager", [
+            str(tools.path("kube-controller-manager")),
+            *controller_flags,
             f"--service-account-private-key-file={pki.sa_key}",
             f"--root-ca-file={pki.ca_crt}",
             "--use-service-account-credentials=false",
             "--controllers=*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle",
             "--concurrent-deployment-syncs=10",
             "--concurrent-replicaset-syncs=10",
-            "--v=1",
         ])
-        self._spawn(state, "kube-scheduler", [
-            str(tools.path("kube-scheduler")),
-            f"--kubeconfig={kubeconfig}",
-            f"--authentication-kubeconfig={kubeconfig}",
-            f"--authorization-kubeconfig={kubeconfig}",
-            "--bind-address=127.0.0.1",
-            "--secure-port=0",
-            "--leader-elect=false",
-            "--v=1",
-        ])
+        self._spawn(state, "kube-scheduler", [str(tools.path("kube-scheduler")), *controller_flags])
 
         say(f"starting kwok with {self.nodes} simulated node(s)")
         self._spawn(state, "kwok", [
