@@ -10,7 +10,7 @@ LAB_CACHE := $(or $(GITOPS_LAB_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/git
 TEST_CLUSTER := $(or $(GITOPS_LAB_TEST_CLUSTER),gitops-lab-test)
 PYTEST_ARGS ?=
 
-.PHONY: setup binaries lab test lint bench clean distclean
+.PHONY: setup binaries lab test lint bench clean distclean notebooks
 
 setup: $(STAMP) binaries
 
@@ -32,6 +32,10 @@ binaries: $(STAMP)
 
 lab: setup
 	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser notebooks/
+
+# The chapters are generated (without outputs) from notebooks/_build.py.
+notebooks: $(STAMP)
+	$(BIN)/python notebooks/_build.py
 
 test: setup lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
