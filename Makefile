@@ -31,7 +31,7 @@ binaries: $(STAMP)
 	$(BIN)/python -c 'from gitops_lab.cluster import ensure_binaries; ensure_binaries()'
 
 lab: setup
-	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser notebooks/
+	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
 
 # The chapters are generated (without outputs) from notebooks/_build.py.
 notebooks: $(STAMP)

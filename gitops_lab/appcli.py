@@ -5,6 +5,7 @@ Registered into the parser that cli.py builds; thin over install/, agent/, apps.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from typing import Any
@@ -208,7 +209,21 @@ def _app_rollback(args: argparse.Namespace) -> int:
     _, rev = apps.rollback(args.name, args.id)
     print(f"rolling back {args.name} to history id {args.id} ({_short(rev)}); automated sync "
           "will be turned off so the rollback sticks", file=sys.stderr)
-    return _wait_and_show(apps, args.name, args.timeout)
+    app = apps.wait_operation(args.name, timeout=args.timeout)
+    # the agent then compares with targetRevision again: show that, not the rollback's compare
+    with contextlib.suppress(AppError):
+        app = apps.wait(args.name, lambda a: revision(a) != rev, timeout=5,
+                        what="the comparison with the target revision")
+    _print_app(app)
+    op = (app.get("status") or {}).get("operationState") or {}
+    if op.get("phase") != "Succeeded":
+        return 1
+    target = ((app.get("spec") or {}).get("source") or {}).get("targetRevision", "HEAD")
+    if revision(app) != rev:
+        print(f"\nLive is history id {args.id} ({_short(rev)}); {target} is at "
+              f"{_short(revision(app))}, so the app shows OutOfSync until Git is fixed "
+              "(git revert) and automated sync is turned back on.", file=sys.stderr)
+    return 0
 
 
 def _app_history(args: argparse.Namespace) -> int:

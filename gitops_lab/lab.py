@@ -97,6 +97,24 @@ def _pid_alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _stop_agent_process(agent_file: Path) -> None:
+    """Stop the agent recorded in `agent_file` (only if that pid still is a gitops_lab agent):
+    SIGTERM, SIGKILL after 10 s; then forget it."""
+    try:
+        pid = int(json.loads(agent_file.read_text()).get("pid", 0))
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except (OSError, ValueError, TypeError, AttributeError):
+        pid, cmdline = 0, ""
+    if pid and _pid_alive(pid) and "gitops_lab" in cmdline and "agent" in cmdline:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while _pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    agent_file.unlink(missing_ok=True)
+
+
 class Lab:
     """Everything a chapter needs, brought to a known state by `connect()`."""
 
@@ -128,7 +146,7 @@ class Lab:
         os.environ["KUBECONFIG"] = str(kubeconfig)
         state_dir = cache_root() / "lab" / name
         state_dir.mkdir(parents=True, exist_ok=True)
-        git = GitServer.ensure(state_dir / "git", port=_git_port(state_dir / "git"))
+        git = GitServer.ensure(state_dir / "git", port=GIT_PORT)
         lab = cls(cluster, kubeconfig, git, state_dir)
         lab.ensure_config_repo()
         if agent:
@@ -227,19 +245,7 @@ class Lab:
         return "\n".join(text.splitlines()[-lines:])
 
     def stop_agent(self) -> None:
-        try:
-            info = json.loads(self._agent_file.read_text())
-        except (OSError, ValueError):
-            return
-        pid = int(info.get("pid", 0))
-        if pid and _pid_alive(pid):
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            while _pid_alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if _pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        self._agent_file.unlink(missing_ok=True)
+        _stop_agent_process(self._agent_file)
 
     # ---- Git: the only way desired state changes ---------------------------------------------------
     def commit(self, files: Mapping[str, str | bytes] | None = None, message: str = "change",
@@ -401,26 +407,6 @@ class Lab:
             self.ensure_agent()
 
 
-def _git_port(root: Path) -> int | None:
-    """9418 for the first lab; None (any free port) when another lab's daemon holds it.
-
-    Asking for a taken port would make the new daemon exit while the port still answers (the
-    other lab's daemon), so this lab would silently read and push the other lab's repos. A
-    daemon this lab already recorded is reused on whatever port it has.
-    """
-    import socket
-
-    if (root / "daemon.json").exists():
-        return None
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", GIT_PORT))
-        except OSError:
-            return None
-    return GIT_PORT
-
-
 def _st(app: Mapping[str, Any], *path: str) -> Any:
     node: Any = app.get("status") or {}
     for part in path:
@@ -435,19 +421,7 @@ def teardown(name: str | None = None, *, cluster: bool = True) -> None:
     """
     name = name or os.environ.get("GITOPS_LAB_CLUSTER", "gitops-lab")
     state_dir = cache_root() / "lab" / name
-    try:
-        info = json.loads((state_dir / "agent.json").read_text())
-        pid = int(info.get("pid", 0))
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        if pid and _pid_alive(pid) and "gitops_lab" in cmdline and "agent" in cmdline:
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            while _pid_alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if _pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
-    except (OSError, ValueError, TypeError):
-        pass
+    _stop_agent_process(state_dir / "agent.json")
     git_root = state_dir / "git"
     try:
         record = json.loads((git_root / "daemon.json").read_text())

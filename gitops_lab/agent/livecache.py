@@ -6,6 +6,7 @@ watched object calls back so the owning app is re-compared within a second.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -80,7 +81,12 @@ class LiveCache:
 
     def get(self, key: ResourceKey) -> Obj | None:
         watch = self._watch_for(key)
-        if watch is None or not watch.synced.wait(self.sync_timeout):
+        if watch is not None and not watch.synced.is_set():
+            deadline = time.monotonic() + self.sync_timeout
+            # a watch that cannot list (e.g. Forbidden) says so at once: don't wait for it
+            while not watch.synced.wait(0.05) and not watch.error and time.monotonic() < deadline:
+                pass
+        if watch is None or not watch.synced.is_set():
             return self.kube.get_by_key(key)
         with watch.lock:
             return watch.objects.get((key.namespace, key.name))

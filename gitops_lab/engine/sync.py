@@ -434,10 +434,17 @@ class Reconciler:
         with trace.step("diff") as step:
             desired, origin, errors = self._desired(spec, manifests)
             keys = [ResourceKey.from_object(o) for o in desired]
-            live = {k: self.live.get(k) for k in keys}
-            for k in inventory:
-                if k not in live:
+            live: dict[ResourceKey, Obj | None] = {}
+            unreadable: set[ResourceKey] = set()
+            for k in [*keys, *inventory]:
+                if k in live or k in unreadable:
+                    continue
+                try:
                     live[k] = self.live.get(k)
+                except KubeError as exc:  # e.g. Forbidden: the agent's RBAC does not cover it
+                    unreadable.add(k)
+                    errors.append(f"{_where(origin.get(k), k)}: cannot read the live object: "
+                                  f"{exc.message}")
             # namespaces this sync will create: objects in them cannot be dry-run yet
             pending_ns = {
                 str(o["metadata"]["name"]) for o, k in zip(desired, keys, strict=True)
@@ -456,7 +463,7 @@ class Reconciler:
             shared: list[str] = []
             to_compare: list[Pair] = []
             for p in pairs:
-                if p.desired is None:
+                if p.desired is None or p.key in unreadable:
                     continue
                 owner = ((p.live or {}).get("metadata", {}).get("annotations") or {}).get(
                     TRACKING_ANNOTATION, "")

@@ -134,6 +134,11 @@ class GitServer:
         last_error = ""
         for _ in range(attempts):
             port = self.requested_port or _free_port()
+            if _answers(port, timeout=0.2):
+                # Someone else's server: ours would exit while theirs answers, and we would
+                # silently serve (and push to) their repositories.
+                last_error = f"{HOST}:{port} is already in use by another process"
+                continue
             offset = self.log_path.stat().st_size if self.log_path.exists() else 0
             with open(self.log_path, "ab") as log:
                 proc = subprocess.Popen(
@@ -251,6 +256,8 @@ class GitServer:
                 if (port is None or port == rport) and _answers(rport):
                     return server
                 server.stop()  # ours, but on another port or deaf: replace it
+            if port is not None and _answers(port, timeout=0.2):
+                port = None  # the wished-for port belongs to someone else: take a free one
             return cls(root, port, pidfile=pidfile).start(timeout)
 
     # -- repositories -------------------------------------------------------------------

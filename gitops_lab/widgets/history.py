@@ -123,7 +123,8 @@ class HistoryTimeline(w.VBox):  # type: ignore[misc]
                 if card is None:
                     html_widget, button = w.HTML(), self._button(entry["id"])
                     card = (html_widget, button, w.VBox(
-                        [html_widget, button], layout=w.Layout(margin="0 8px 0 0")))
+                        [html_widget, button],
+                        layout=w.Layout(margin="0 8px 0 0", flex="0 0 auto", min_width="170px")))
                 card[0].value = _card(entry)
                 card[1].disabled = bool(entry["live"])
                 card[1].description = "live" if entry["live"] else f"Rollback to #{entry['id']}"

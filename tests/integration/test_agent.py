@@ -222,6 +222,10 @@ BAD_INPUTS: list[tuple[str, dict[str, str | bytes], str, str]] = [
     ("rejected-value", {"app/bad.yaml": deployment("bad", replicas=-1)},
      "ComparisonError", "replicas"),
     ("duplicate", {"app/dup.yaml": configmap("keep")}, "ComparisonError", "app/dup.yaml"),
+    # the agent's RBAC does not cover Secrets: refused, by name, instead of retried forever
+    ("forbidden-kind", {"app/secret.yaml": "apiVersion: v1\nkind: Secret\n"
+                        "metadata: {name: creds}\nstringData: {password: hunter2}\n"},
+     "ComparisonError", "app/secret.yaml: Secret"),
     ("alias-bomb", {"app/bomb.yaml": "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a]\n"
                     "c: &c [*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c]\n"
                     "e: &e [*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e]\n"
