@@ -146,7 +146,10 @@ class Lab:
         os.environ["KUBECONFIG"] = str(kubeconfig)
         state_dir = cache_root() / "lab" / name
         state_dir.mkdir(parents=True, exist_ok=True)
-        git = GitServer.ensure(state_dir / "git", port=GIT_PORT)
+        git_root = state_dir / "git"
+        # git's own port for a new daemon; a live one this lab recorded is kept on its port
+        git = GitServer.ensure(git_root, port=None if (git_root / "daemon.json").exists()
+                               else GIT_PORT)
         lab = cls(cluster, kubeconfig, git, state_dir)
         lab.ensure_config_repo()
         if agent:
@@ -171,6 +174,9 @@ class Lab:
             if path.exists() and not (path / ".git").exists():
                 shutil.rmtree(path)
             self._workcopy = WorkingCopy(self.repo_url, path)
+        origin = self._workcopy.repo.remotes.origin
+        if origin.url != self.repo_url:  # the Git server came back on another port
+            origin.set_url(self.repo_url)
         self._workcopy.pull()
         return self._workcopy
 
