@@ -4,18 +4,21 @@ Below every widget in widgets/; reads the API server through `Kube` only, never 
 
 from __future__ import annotations
 
+import html
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
+
+import ipywidgets as w
 
 from gitops_lab.api.types import GROUP, KIND, PLURAL, VERSION
 from gitops_lab.kube import Kube, ResourceInfo
 from gitops_lab.watch import OnChange
 from gitops_lab.watch import Watch as _Watch
 
-__all__ = ["APP_INFO", "WATCH_TIMEOUT", "AppsLike", "Throttle", "Watch", "kube_of", "watch_app"]
+__all__ = ["APP_INFO", "WATCH_TIMEOUT", "AppView", "AppsLike", "Throttle", "Watch", "kube_of", "watch_app"]
 
 Obj = dict[str, Any]
 log = logging.getLogger("gitops_lab.widgets")
@@ -71,6 +74,44 @@ def watch_app(kube: Kube, namespace: str, name: str,
     watch = Watch(kube, APP_INFO.path(namespace), changed,
                   field_selector=f"metadata.name={name}", name=f"app-{name}")
     return watch.start()
+
+
+class AppView(w.VBox):  # type: ignore[misc]
+    """Base of the widgets that show one Application: first draw, live updates, reload, close.
+
+    Subclasses build their children, call `super().__init__(children=...)`, then `_follow()`;
+    they implement `update(app)` and `show_error(text)`.
+    """
+
+    apps: AppsLike
+    name: str
+    _watch: Watch | None = None
+
+    def _follow(self, live: bool) -> None:
+        self.reload()
+        kube = kube_of(self.apps)
+        if live and kube is not None:
+            self._watch = watch_app(kube, self.apps.namespace, self.name,
+                                    lambda app: self.update(app) if app else None)
+
+    def update(self, app: Mapping[str, Any]) -> None:
+        raise NotImplementedError
+
+    def show_error(self, text: str) -> None:
+        raise NotImplementedError
+
+    def reload(self) -> None:
+        try:
+            app = self.apps.get(self.name)
+        except Exception as exc:  # shown in the widget, never raised into the notebook
+            self.show_error(f'<span style="color:#a4272f">{html.escape(str(exc))}</span>')
+            return
+        self.update(app)
+
+    def close(self) -> None:
+        if self._watch is not None:
+            self._watch.stop()
+        super().close()
 
 
 class Throttle:

@@ -10,7 +10,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from gitops_lab.widgets._live import AppsLike, Watch, kube_of, watch_app
+from gitops_lab.widgets._live import AppsLike, AppView
 from gitops_lab.widgets._style import GREEN, GREY, esc, short_sha, when
 
 __all__ = ["HistoryTimeline", "history_entries"]
@@ -76,7 +76,7 @@ def _card(entry: Mapping[str, Any]) -> str:
     )
 
 
-class HistoryTimeline(w.VBox):  # type: ignore[misc]
+class HistoryTimeline(AppView):
     """Deployed revisions as a horizontal timeline with a Rollback button per entry.
 
     `.entries` (list of dicts: id, revision, short, deployedAt, live, message) and `.buttons`
@@ -96,14 +96,9 @@ class HistoryTimeline(w.VBox):  # type: ignore[misc]
         self.timeline = w.HBox(layout=w.Layout(overflow="auto"))
         self.message_html = w.HTML()
         self._lock = threading.RLock()
-        self._watch: Watch | None = None
         super().__init__(children=[self.title, self.timeline, self.message_html])
         self.add_class("gitops-history-timeline")
-        self.reload()
-        kube = kube_of(apps)
-        if live and kube is not None:
-            self._watch = watch_app(kube, apps.namespace, name,
-                                    lambda app: self.update(app) if app else None)
+        self._follow(live)
 
     def update(self, app: Mapping[str, Any], messages: Mapping[str, str] | None = None) -> None:
         with self._lock:
@@ -153,15 +148,5 @@ class HistoryTimeline(w.VBox):  # type: ignore[misc]
         if self._watch is None:
             self.reload()
 
-    def reload(self) -> None:
-        try:
-            app = self.apps.get(self.name)
-        except Exception as exc:
-            self.message_html.value = f'<span style="color:#a4272f">{esc(exc)}</span>'
-            return
-        self.update(app)
-
-    def close(self) -> None:
-        if self._watch is not None:
-            self._watch.stop()
-        super().close()
+    def show_error(self, text: str) -> None:
+        self.message_html.value = text

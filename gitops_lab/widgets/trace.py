@@ -10,7 +10,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from gitops_lab.widgets._live import AppsLike, Watch, kube_of, watch_app
+from gitops_lab.widgets._live import AppsLike, AppView
 from gitops_lab.widgets._style import BLUE, GREEN, RED, esc, when
 
 __all__ = ["STEPS", "ReconcileTrace", "trace_steps"]
@@ -44,7 +44,7 @@ def trace_steps(steps: Iterable[Mapping[str, Any]]) -> list[Obj]:
     return out
 
 
-class ReconcileTrace(w.VBox):  # type: ignore[misc]
+class ReconcileTrace(AppView):
     """A horizontal bar per step, as long as the step took; skipped grey, failed red.
 
     `.steps` (list of dicts: name, ms, ok, detail, state) is what is shown; `update(app)`
@@ -59,15 +59,10 @@ class ReconcileTrace(w.VBox):  # type: ignore[misc]
         self.started_at = ""
         self.html = w.HTML()
         self._lock = threading.RLock()
-        self._watch: Watch | None = None
         super().__init__(children=[self.html])
         self.add_class("gitops-reconcile-trace")
         self.update_steps([])
-        self.reload()
-        kube = kube_of(apps)
-        if live and kube is not None:
-            self._watch = watch_app(kube, apps.namespace, name,
-                                    lambda app: self.update(app) if app else None)
+        self._follow(live)
 
     def update(self, app: Mapping[str, Any]) -> None:
         last = (app.get("status") or {}).get("lastReconcile") or {}
@@ -113,15 +108,5 @@ class ReconcileTrace(w.VBox):  # type: ignore[misc]
                     + f': <span style="color:{BLUE}">{self.total_ms:.1f} ms</span></div>')
             self.html.value = head + "".join(rows)
 
-    def reload(self) -> None:
-        try:
-            app = self.apps.get(self.name)
-        except Exception as exc:
-            self.html.value = f'<span style="color:#a4272f">{esc(exc)}</span>'
-            return
-        self.update(app)
-
-    def close(self) -> None:
-        if self._watch is not None:
-            self._watch.stop()
-        super().close()
+    def show_error(self, text: str) -> None:
+        self.html.value = text
