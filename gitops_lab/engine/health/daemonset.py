@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gitops_lab.api.types import Health, HealthStatus
+from gitops_lab.engine.health._common import generation_pending
 
 __all__ = ["check"]
 
@@ -16,12 +17,9 @@ def check(obj: Mapping[str, Any]) -> Health:
     meta = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
-    if int(meta.get("generation") or 0) > int(status.get("observedGeneration") or 0):
-        return Health(
-            HealthStatus.PROGRESSING,
-            "Waiting for rollout to finish: "
-            "observed daemon set generation less than desired generation",
-        )
+    pending = generation_pending(obj, "daemon set")
+    if pending is not None:
+        return pending
     desired = int(status.get("desiredNumberScheduled") or 0)
     updated = int(status.get("updatedNumberScheduled") or 0)
     available = int(status.get("numberAvailable") or 0)

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gitops_lab.api.types import Health, HealthStatus
+from gitops_lab.engine.health._common import generation_pending
 
 __all__ = ["check"]
 
@@ -18,12 +19,9 @@ def check(obj: Mapping[str, Any]) -> Health:
     status = obj.get("status") or {}
     if spec.get("paused"):
         return Health(HealthStatus.SUSPENDED, "Deployment is paused")
-    if int(meta.get("generation") or 0) > int(status.get("observedGeneration") or 0):
-        return Health(
-            HealthStatus.PROGRESSING,
-            "Waiting for rollout to finish: "
-            "observed deployment generation less than desired generation",
-        )
+    pending = generation_pending(obj, "deployment")
+    if pending is not None:
+        return pending
     progressing = next(
         (c for c in status.get("conditions") or [] if c.get("type") == "Progressing"), None
     )

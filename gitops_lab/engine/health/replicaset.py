@@ -8,20 +8,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from gitops_lab.api.types import Health, HealthStatus
+from gitops_lab.engine.health._common import generation_pending
 
 __all__ = ["check"]
 
 
 def check(obj: Mapping[str, Any]) -> Health:
-    meta = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
-    if int(meta.get("generation") or 0) > int(status.get("observedGeneration") or 0):
-        return Health(
-            HealthStatus.PROGRESSING,
-            "Waiting for rollout to finish: "
-            "observed replica set generation less than desired generation",
-        )
+    pending = generation_pending(obj, "replica set")
+    if pending is not None:
+        return pending
     failure = next(
         (c for c in status.get("conditions") or [] if c.get("type") == "ReplicaFailure"), None
     )
