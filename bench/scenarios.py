@@ -307,7 +307,7 @@ class Bench:
         wc.close()
         self.delete_app(name, name, wait=False)
         how = ("by webhook (POST /webhook after push; agent polling off)" if webhook else
-               f"by polling (interval {LAB_POLL:g} s = the lab's setting; CLI default 2 s)")
+               f"by polling (interval {LAB_POLL:g} s = the default of the CLI and the lab)")
         self.report.add(Row(
             f"commit → Synced {how}, n={len(latencies)}",
             f"p50 {fmt_s(p50(latencies))} · p95 {fmt_s(p95(latencies))}",
