@@ -68,7 +68,7 @@ from gitops_lab.source import GitServer, WorkingCopy
 CLUSTER = "gitops-lab-bench"
 APP_NS = "gitops-lab"
 APPS_PATH = f"/apis/gitopslab.io/v1alpha1/namespaces/{APP_NS}/applications"
-LAB_POLL = 1.0  # what Lab.ensure_agent passes (`--poll-interval 1`); the CLI default is 2 s
+LAB_POLL = 1.0  # the agent's default poll interval (`--poll-interval`), also what the lab runs
 REPO = Path(__file__).resolve().parents[1]
 
 TARGET_LATENCY = 1.0
