@@ -26,7 +26,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,7 +57,7 @@ from bench.support import (
 from gitops_lab.agent import Agent, AgentOptions
 from gitops_lab.apps import Apps, application
 from gitops_lab.cluster import bin_dir
-from gitops_lab.cluster.base import current_cluster_file
+from gitops_lab.cluster.base import preserve_current
 from gitops_lab.cluster.binaries import cache_root
 from gitops_lab.cluster.local import LocalCluster
 from gitops_lab.install import agent_token, install
@@ -94,20 +93,6 @@ class Options:
     @property
     def sizes(self) -> tuple[int, ...]:
         return (100,) if self.quick else (100, 1000)
-
-
-@contextlib.contextmanager
-def preserve_current_cluster() -> Iterator[None]:
-    """`up()` makes the bench cluster the learner's "current" one; put theirs back."""
-    path = current_cluster_file()
-    before = path.read_bytes() if path.exists() else None
-    try:
-        yield
-    finally:
-        if before is None:
-            path.unlink(missing_ok=True)
-        else:
-            path.write_bytes(before)
 
 
 def _free_port() -> int:
@@ -196,7 +181,7 @@ class Bench:
                     if line.startswith(key):
                         marks.setdefault(key, clock())
 
-            with preserve_current_cluster():
+            with preserve_current():
                 t0 = clock()
                 self.kubeconfig = self.cluster.up(progress)
                 total = clock() - t0

@@ -57,6 +57,8 @@ from typing import IO, TYPE_CHECKING
 
 import pytest
 
+from gitops_lab.cluster.base import preserve_current as preserve_current_cluster
+
 if TYPE_CHECKING:
     from gitops_lab.cluster import LocalCluster
 
@@ -104,23 +106,6 @@ def _say(config: pytest.Config, line: str) -> None:
     ctx = capman.global_and_fixture_disabled() if capman else contextlib.nullcontext()
     with ctx:
         print(f"[gitops-lab] {line}", file=sys.stderr, flush=True)
-
-
-@contextlib.contextmanager
-def preserve_current_cluster() -> Iterator[None]:
-    """Keep the learner's "current cluster" (what `gitops-lab env` uses) as it was."""
-    from gitops_lab.cluster.base import current_cluster_file
-
-    path = current_cluster_file()
-    before = path.read_bytes() if path.exists() else None
-    try:
-        yield
-    finally:
-        if before is None:
-            path.unlink(missing_ok=True)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(before)
 
 
 def _claim(name: str) -> IO[str] | None:

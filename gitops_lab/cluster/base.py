@@ -5,9 +5,10 @@ cluster/local.py, kind.py and existing.py implement it; cluster/__init__.py pick
 from __future__ import annotations
 
 import abc
+import contextlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ __all__ = [
     "Provider",
     "clusters_root",
     "current_cluster_file",
+    "preserve_current",
     "read_current",
     "write_current",
 ]
@@ -87,6 +89,22 @@ def write_current(name: str, provider: str, kubeconfig: Path) -> None:
         json.dumps({"name": name, "provider": provider, "kubeconfig": str(kubeconfig)})
     )
     os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def preserve_current() -> Iterator[None]:
+    """Keep the learner's "current cluster" (what `gitops-lab env` uses) as it was: for
+    test sessions and benchmarks that bring their own clusters up."""
+    path = current_cluster_file()
+    before = path.read_bytes() if path.exists() else None
+    try:
+        yield
+    finally:
+        if before is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(before)
 
 
 def read_current() -> dict[str, str] | None:
