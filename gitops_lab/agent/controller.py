@@ -330,7 +330,7 @@ class Agent:
         elapsed = time.perf_counter() - t0
         status = build_status(prev, result, started_at=started, operation=operation)
         self._index(app_key, result)
-        self._emit(app, prev, status, result, rollback=False)
+        self._emit(app, prev, result)
 
         rollback = False
         if request is not None and request.revision and result.revision and result.spec:
@@ -373,8 +373,9 @@ class Agent:
             with contextlib.suppress(KubeError):
                 self.live.get(key)  # start watching the kind, if not yet
 
-    def _emit(self, app: Mapping[str, Any], prev: Mapping[str, Any], status: Mapping[str, Any],
-              result: ReconcileResult, rollback: bool) -> None:
+    def _emit(self, app: Mapping[str, Any], prev: Mapping[str, Any],
+              result: ReconcileResult) -> None:
+        """Events and alerts for what changed between the previous status and this reconcile."""
         label = f"{app['metadata']['namespace']}/{app['metadata']['name']}"
         rev = result.revision or ""
         prev_sync = (prev.get("sync") or {}).get("status")

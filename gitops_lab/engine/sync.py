@@ -574,7 +574,7 @@ class Reconciler:
 
         # 6. health: each object's own rules; the app is the worst of them
         with trace.step("health") as step:
-            self._statuses(result, pairs, live, origin, inventory, spec)
+            self._statuses(result, pairs, live, origin, spec)
             step.detail = f"{result.health.status.value}: {result.health.message}".rstrip(": ")
         result.live = {k: v for k, v in live.items() if v is not None}
         return result
@@ -583,8 +583,8 @@ class Reconciler:
         if self.kube.get_or_none("v1", "Namespace", name) is None:
             self.kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
 
-    def _statuses(self, result: ReconcileResult, pairs: list[Pair], live: dict[ResourceKey, Obj | None],
-                  origin: dict[ResourceKey, Manifest], inventory: list[ResourceKey],
+    def _statuses(self, result: ReconcileResult, pairs: list[Pair],
+                  live: dict[ResourceKey, Obj | None], origin: dict[ResourceKey, Manifest],
                   spec: AppSpec) -> None:
         healths: list[Health] = []
         resources: list[ResourceStatus] = []
