@@ -236,21 +236,21 @@ class RepoCache:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
 
-    def _update(self, url: str, mirror: Path, deadline: float, timeout: float) -> None:
-        # Which branch is the remote's default (HEAD) now? A fetch alone never tells.
-        # One ls-remote lists every ref: when none moved since the last fetch, there is
-        # nothing to fetch (a poll every second then costs one git process per repo).
-        status, out, err = _git(
-            mirror,
-            "ls-remote",
-            "--symref",
-            "origin",
-            timeout=self._remaining(url, deadline, timeout),
-        )
+    def _remote(self, url: str, mirror: Path, deadline: float, timeout: float,
+                *args: str) -> str:
+        """Run a git command that talks to the remote; its stdout, or SourceError naming why."""
+        status, out, err = _git(mirror, *args, timeout=self._remaining(url, deadline, timeout))
         if status != 0:
             raise SourceError(
                 f"cannot fetch {_redact(url)}: {_cause(err, status, timeout)}", url=url
             )
+        return out
+
+    def _update(self, url: str, mirror: Path, deadline: float, timeout: float) -> None:
+        # Which branch is the remote's default (HEAD) now? A fetch alone never tells.
+        # One ls-remote lists every ref: when none moved since the last fetch, there is
+        # nothing to fetch (a poll every second then costs one git process per repo).
+        out = self._remote(url, mirror, deadline, timeout, "ls-remote", "--symref", "origin")
         if self._remote_refs.get(url) == out:
             return
         head_ref: str | None = None
@@ -266,21 +266,8 @@ class RepoCache:
         refspecs = list(_REFSPECS)
         if head_ref is None and head_sha:
             refspecs.append(f"+HEAD:{_DETACHED_HEAD_REF}")
-        status, _, err = _git(
-            mirror,
-            "fetch",
-            "--prune",
-            "--force",
-            "--quiet",
-            "--no-write-fetch-head",
-            "origin",
-            *refspecs,
-            timeout=self._remaining(url, deadline, timeout),
-        )
-        if status != 0:
-            raise SourceError(
-                f"cannot fetch {_redact(url)}: {_cause(err, status, timeout)}", url=url
-            )
+        self._remote(url, mirror, deadline, timeout, "fetch", "--prune", "--force", "--quiet",
+                     "--no-write-fetch-head", "origin", *refspecs)
         if head_ref is not None and head_ref.startswith("refs/heads/"):
             _git(mirror, "symbolic-ref", "HEAD", head_ref)
         elif head_sha:
