@@ -155,8 +155,24 @@ def _go_env(work: Path) -> dict[str, str]:
     env["GOFLAGS"] = "-mod=mod -buildvcs=false"
     env.setdefault("GOCACHE", str(cache_root() / "go-build"))
     env["GOWORK"] = "off"
+    env["GOPROXY"] = offline_goproxy(env.get("GOPROXY", ""))
     env["PWD"] = str(work)
     return env
+
+
+def offline_goproxy(value: str) -> str:
+    """The GOPROXY list minus `direct` (and `off`): a module the proxy lacks must fail the
+    build, never send Go to the module's own host."""
+    if not value:
+        value = subprocess.run(["go", "env", "GOPROXY"], capture_output=True, text=True,
+                               check=False).stdout.strip()
+    proxies = [p for p in re.split(r"[,|]", value) if p.strip() not in ("", "direct", "off")]
+    if not proxies:
+        raise BinaryError(
+            f"GOPROXY={value!r} names no module proxy; hint: set GOPROXY to the proxy this "
+            "machine reaches (Go may not fetch modules from their origin hosts here)"
+        )
+    return ",".join(proxies)
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str], progress: Progress, label: str) -> None:
