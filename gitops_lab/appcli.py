@@ -44,13 +44,22 @@ def _guard(func: Any) -> Any:
 
 # ---- agent ------------------------------------------------------------------------------------
 def _agent_install(args: argparse.Namespace) -> int:
-    from gitops_lab.install import build_image, install
+    from gitops_lab.cluster.kind import KindCluster
+    from gitops_lab.install import install
+    from gitops_lab.install.incluster import deploy_agent
 
     kube = _kube(args)
-    if args.mode == "in-cluster":
-        print("building the agent image and loading it into kind", file=sys.stderr)
-        build_image(args.cluster_name)
-    for name in install(kube, args.mode):
+    mode = args.mode
+    if mode is None:  # in-cluster where pods run (a kind cluster of the lab's), else local
+        mode = "in-cluster" if KindCluster(args.cluster_name).kubeconfig().exists() else "local"
+    if mode == "in-cluster":
+        print(f"building the agent image and loading it into kind cluster {args.cluster_name!r}",
+              file=sys.stderr)
+        done = deploy_agent(kube, KindCluster(args.cluster_name),
+                            lambda line: print(line, file=sys.stderr, flush=True))
+    else:
+        done = install(kube, mode)
+    for name in done:
         print(f"applied {name}")
     if args.mode == "local":
         print("agent RBAC installed; run it with `gitops-lab agent run` (it authenticates as "
@@ -259,7 +268,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     agent = sub.add_parser("agent", help="install or run the GitOps agent")
     agent_sub = agent.add_subparsers(dest="agent_command", required=True)
     p = agent_sub.add_parser("install", parents=[common], help="CRD, namespace, RBAC (+ Deployment)")
-    p.add_argument("--mode", choices=["local", "in-cluster"], default="local")
+    p.add_argument("--mode", choices=["local", "in-cluster"], default=None,
+                   help="default: in-cluster on the lab's kind cluster, else local")
     p.add_argument("--cluster-name", default="gitops-lab", help="kind cluster for in-cluster")
     p.set_defaults(func=_guard(_agent_install))
     p = agent_sub.add_parser("run", parents=[common], help="run the agent in the foreground")

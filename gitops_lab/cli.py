@@ -38,7 +38,7 @@ from gitops_lab.cluster import (
 )
 from gitops_lab.cluster.base import clusters_root, current_cluster_file, read_current
 from gitops_lab.cluster.binaries import BINARIES, binary_version, expected_version
-from gitops_lab.cluster.kind import docker_available
+from gitops_lab.cluster.docker import docker_available, lacks_sys_resource
 
 __all__ = ["DEFAULT_NAME", "build_parser", "main"]
 
@@ -157,6 +157,8 @@ def cmd_cluster_up(args: argparse.Namespace) -> int:
         if requested == "auto":
             _say("provider auto: checking for a Docker daemon (kind) …")
         provider = get_provider(requested, name)
+        if isinstance(provider, KindCluster) and args.node_image:
+            provider.node_image = args.node_image
         if requested == "auto":
             why = "a Docker daemon answers" if provider.kind == "kind" else (
                 "no Docker daemon (or kind node image) here"
@@ -324,9 +326,29 @@ def doctor_checks() -> list[Check]:
     checks.append(Check("git", git is not None, git or "missing",
                         "`apt-get install git` (or conda-forge `git`)"))
     docker = docker_available()
+    dockerd = shutil.which("dockerd")
     checks.append(Check(
         "docker daemon", docker, "answers" if docker else "no daemon answers `docker info`",
-        "optional: only the kind provider needs it; the local provider does not",
+        "optional, for the kind provider (real pods): `gitops-lab docker start` starts "
+        + ("the installed dockerd" if dockerd else
+           "Debian's dockerd after `apt-get install docker.io`")
+        + "; or start Docker Desktop",
+        required=False,
+    ))
+    if docker and lacks_sys_resource():
+        checks.append(Check(
+            "CAP_SYS_RESOURCE", False, "missing in root's bounding set (a VM or sandbox)",
+            "handled: privileged containers go through the lab's runc wrapper "
+            "(`gitops-lab docker start` sets it up; so does the lab's node image)",
+            required=False,
+        ))
+    builders = [t for t in ("debootstrap", "containerd", "jq") if shutil.which(t) is None]
+    checks.append(Check(
+        "kind node image", not builders,
+        "buildable here (gitops-lab/node, from Debian packages and Go modules)" if not builders
+        else f"cannot be built here: missing {', '.join(builders)}",
+        "optional: `apt-get install debootstrap containerd jq` to build it offline; else "
+        "kind uses the stock kindest/node, which Docker must be able to pull",
         required=False,
     ))
     checks.append(Check(
@@ -362,6 +384,29 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     missing = ", ".join(c.label for c in checks if c.required and not c.ok)
     return _fail(f"the local lab cannot run here: missing {missing}",
                  "follow the → lines above, then run `gitops-lab doctor` again")
+
+
+# ---- docker ---------------------------------------------------------------------------------
+def cmd_docker_start(args: argparse.Namespace) -> int:
+    from gitops_lab.cluster.docker import start_dockerd
+
+    print(start_dockerd())
+    return 0
+
+
+def cmd_docker_stop(args: argparse.Namespace) -> int:
+    from gitops_lab.cluster.docker import stop_dockerd
+
+    print(stop_dockerd())
+    return 0
+
+
+def cmd_docker_status(args: argparse.Namespace) -> int:
+    if docker_available():
+        print("a Docker daemon answers")
+        return 0
+    print("no Docker daemon answers `docker info`")
+    return 3
 
 
 # ---- parser --------------------------------------------------------------------------------
@@ -403,6 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto = kind where a Docker daemon answers, else local (default: the provider "
              "NAME was made with, else auto)",
     )
+    up.add_argument("--node-image", help="with --provider kind: the node image (default: "
+                    "$GITOPS_LAB_NODE_IMAGE, else the lab's own gitops-lab/node image, built "
+                    "here from Debian packages and Go modules; kindest/node where it cannot be)")
     up.add_argument("--kubeconfig", help="with --provider existing: the kubeconfig to use")
     up.add_argument("--context", help="with --provider existing: the context to use")
     up.set_defaults(func=cmd_cluster_up)
@@ -421,6 +469,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override the provider recorded at `up`")
     status.add_argument("-o", "--output", choices=("text", "json"), default="text")
     status.set_defaults(func=cmd_cluster_status)
+
+    docker = sub.add_parser("docker", help="start or stop a Docker daemon for the kind provider")
+    docker.set_defaults(func=_no_command(docker))
+    dsub = docker.add_subparsers(title="docker commands", metavar="COMMAND")
+    dsub.add_parser("start", help="start Debian's dockerd by hand (no-op when one answers)"
+                    ).set_defaults(func=cmd_docker_start)
+    dsub.add_parser("stop", help="stop the dockerd `start` started; restore host sysctls"
+                    ).set_defaults(func=cmd_docker_stop)
+    dsub.add_parser("status", help="does a Docker daemon answer? (exit 0 yes, 3 no)"
+                    ).set_defaults(func=cmd_docker_status)
 
     env = sub.add_parser(
         "env", help='shell exports for the lab: eval "$(gitops-lab env)"',

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
@@ -22,7 +23,15 @@ from gitops_lab.apps import Apps, application
 from gitops_lab.cluster import Provider, bin_dir, get_provider
 from gitops_lab.cluster.base import clusters_root
 from gitops_lab.cluster.binaries import cache_root
+from gitops_lab.cluster.kind import AGENT_NODE_PORT, APP_NODE_PORT, KindCluster
+from gitops_lab.cluster.labimages import lab_images
 from gitops_lab.install import install
+from gitops_lab.install.incluster import (
+    ClusterGitServer,
+    deploy_agent,
+    deploy_git_server,
+    wait_rollout,
+)
 from gitops_lab.kube import Kube
 from gitops_lab.samples import sample_files
 from gitops_lab.source import GitServer, WorkingCopy
@@ -118,16 +127,49 @@ def _stop_agent_process(agent_file: Path) -> None:
 class Lab:
     """Everything a chapter needs, brought to a known state by `connect()`."""
 
-    def __init__(self, provider: Provider, kubeconfig: Path, git: GitServer,
-                 state_dir: Path) -> None:
+    def __init__(self, provider: Provider, kubeconfig: Path, git: GitServer | ClusterGitServer,
+                 state_dir: Path, agent_mode: str = "local") -> None:
         self.provider = provider
         self.kubeconfig = kubeconfig
         self.kube = Kube.from_kubeconfig(kubeconfig)
         self.apps = Apps(self.kube)
         self.git = git
         self.state_dir = state_dir
-        self.repo_url = git.url(CONFIG_REPO)
+        self.agent_mode = agent_mode
+        if isinstance(git, ClusterGitServer):
+            # the learner pushes through the NodePort on 127.0.0.1; an agent in the cluster
+            # pulls from the Service, a host agent through the same NodePort
+            self.push_url = git.push_url(CONFIG_REPO)
+            self.repo_url = git.url(CONFIG_REPO) if agent_mode == "in-cluster" else self.push_url
+        else:
+            self.push_url = self.repo_url = git.url(CONFIG_REPO)
         self._workcopy: WorkingCopy | None = None
+
+    # ---- where things run ------------------------------------------------------------------------
+    @property
+    def provider_kind(self) -> str:
+        """`local` (a real control plane, simulated nodes: no container runs), `kind` (real
+        pods in Docker) or `existing`."""
+        return self.provider.kind
+
+    @property
+    def app_url(self) -> str | None:
+        """Where the sample app answers on 127.0.0.1 (kind), or None where pods do not run."""
+        if isinstance(self.provider, KindCluster):
+            return f"http://127.0.0.1:{self.provider.host_port(APP_NODE_PORT)}/"
+        return None
+
+    def fetch_app(self, timeout: float = 3.0) -> str:
+        """The sample app's page (kind only); raises LabError naming why it did not answer."""
+        url = self.app_url
+        if url is None:
+            raise LabError(f"no pod serves the app on the {self.provider_kind} provider: "
+                           "its nodes are simulated (kwok); use the kind provider to see it")
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                return str(resp.read().decode(errors="replace"))
+        except OSError as exc:
+            raise LabError(f"the sample app did not answer at {url}: {exc}") from exc
 
     # ---- catching up --------------------------------------------------------------------------
     @classmethod
@@ -146,11 +188,23 @@ class Lab:
         os.environ["KUBECONFIG"] = str(kubeconfig)
         state_dir = cache_root() / "lab" / name
         state_dir.mkdir(parents=True, exist_ok=True)
-        git_root = state_dir / "git"
-        # git's own port for a new daemon; a live one this lab recorded is kept on its port
-        git = GitServer.ensure(git_root, port=None if (git_root / "daemon.json").exists()
-                               else GIT_PORT)
-        lab = cls(cluster, kubeconfig, git, state_dir)
+        git: GitServer | ClusterGitServer
+        if isinstance(cluster, KindCluster):
+            # pods can run: the Git server and (by default) the agent run as pods
+            mode = os.environ.get("GITOPS_LAB_AGENT_MODE", "in-cluster")
+            steps = _Progress("images and the Git server in the cluster", 1)
+            say = lambda line: steps.update(0.5, line)  # noqa: E731
+            cluster.load_images(lab_images(say), say)
+            deploy_git_server(Kube.from_kubeconfig(kubeconfig), cluster, say)
+            steps.finish("git-server ready")
+            git = ClusterGitServer(cluster)
+        else:
+            mode = "local"
+            git_root = state_dir / "git"
+            # git's own port for a new daemon; a live one this lab recorded is kept on its port
+            git = GitServer.ensure(git_root, port=None if (git_root / "daemon.json").exists()
+                                   else GIT_PORT)
+        lab = cls(cluster, kubeconfig, git, state_dir, agent_mode=mode)
         lab.ensure_config_repo()
         if agent:
             lab.install_agent()
@@ -159,11 +213,23 @@ class Lab:
 
     def ensure_config_repo(self) -> str:
         """The config repo `lab` on the Git server, with the sample app in apps/guestbook."""
-        if not self.git.repo_path(CONFIG_REPO).exists():
-            files = {"README.md": "# The lab's config repo\n\nEach directory under apps/ is "
-                                  "one Application's desired state.\n"}
-            files.update(sample_files("guestbook", SAMPLE_PATH))
-            self.git.create_repo(CONFIG_REPO, files, message="Add the guestbook sample app")
+        files = {"README.md": "# The lab's config repo\n\nEach directory under apps/ is "
+                              "one Application's desired state.\n"}
+        files.update(sample_files("guestbook", SAMPLE_PATH))
+        if isinstance(self.git, GitServer):
+            if not self.git.repo_path(CONFIG_REPO).exists():
+                self.git.create_repo(CONFIG_REPO, files, message="Add the guestbook sample app")
+        elif not _remote_has_refs(self.push_url):
+            # the in-cluster server starts with an empty repository: seed it, and start the
+            # lab's clone afresh (an old one belongs to a cluster that is gone)
+            self._workcopy = None
+            shutil.rmtree(self.state_dir / "work", ignore_errors=True)
+            with tempfile.TemporaryDirectory(prefix="gitops-lab-seed-") as tmp:
+                seed = WorkingCopy(self.push_url, Path(tmp) / "seed", branch="main")
+                seed.write(files)
+                seed.commit("Add the guestbook sample app")
+                seed.push()
+                seed.close()
         return self.workcopy.head
 
     @property
@@ -173,15 +239,21 @@ class Lab:
             path = self.state_dir / "work"
             if path.exists() and not (path / ".git").exists():
                 shutil.rmtree(path)
-            self._workcopy = WorkingCopy(self.repo_url, path)
+            self._workcopy = WorkingCopy(self.push_url, path)
         origin = self._workcopy.repo.remotes.origin
-        if origin.url != self.repo_url:  # the Git server came back on another port
-            origin.set_url(self.repo_url)
+        if origin.url != self.push_url:  # the Git server came back on another port
+            origin.set_url(self.push_url)
         self._workcopy.pull()
         return self._workcopy
 
     def install_agent(self) -> list[str]:
-        """CRD, namespace, ServiceAccount and RBAC (idempotent server-side apply)."""
+        """CRD, namespace, ServiceAccount and RBAC (idempotent server-side apply); in-cluster
+        also the agent's image, Deployment and Service."""
+        if self.agent_mode == "in-cluster" and isinstance(self.provider, KindCluster):
+            bar = _Progress("the agent as a pod in the cluster", 1)
+            done = deploy_agent(self.kube, self.provider, lambda line: bar.update(0.5, line))
+            bar.finish("gitops-lab-agent ready")
+            return done
         return install(self.kube, "local")
 
     # ---- the agent as a background process ------------------------------------------------------
@@ -190,6 +262,8 @@ class Lab:
         return self.state_dir / "agent.json"
 
     def agent_info(self) -> Obj | None:
+        if self.agent_mode == "in-cluster":
+            return self._pod_agent_info()
         try:
             info = json.loads(self._agent_file.read_text())
         except (OSError, ValueError):
@@ -209,11 +283,41 @@ class Lab:
         info = self.agent_info()
         return str(info["url"]) if info else ""
 
+    def _pod_agent_info(self) -> Obj | None:
+        assert isinstance(self.provider, KindCluster)
+        url = f"http://127.0.0.1:{self.provider.host_port(AGENT_NODE_PORT)}"
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as resp:
+                if resp.status != 200:
+                    return None
+        except OSError:
+            return None
+        names = [p["metadata"]["name"] for p in self._agent_pods()
+                 if not p["metadata"].get("deletionTimestamp")]
+        return {"url": url, "pods": names, "mode": "in-cluster"}
+
+    def _agent_pods(self) -> list[Obj]:
+        pods = self.kube.list("v1", "Pod", namespace="gitops-lab",
+                              labelSelector="app.kubernetes.io/name=gitops-lab-agent")
+        return list(pods.get("items") or [])
+
     def ensure_agent(self, timeout: float = 30.0) -> Obj:
-        """Start `gitops-lab agent run` in the background unless one is already healthy."""
+        """Start `gitops-lab agent run` in the background unless one is already healthy;
+        in-cluster: scale the agent's Deployment to one replica and wait for it."""
         info = self.agent_info()
         if info is not None:
             return info
+        if self.agent_mode == "in-cluster":
+            self.kubectl("-n", "gitops-lab", "scale", "deployment/gitops-lab-agent", "--replicas=1")
+            wait_rollout(self.kube, "gitops-lab-agent", timeout=max(timeout, 60))
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                info = self.agent_info()
+                if info is not None:
+                    return info
+                time.sleep(0.3)
+            raise LabError(f"the agent pod did not answer /healthz in {timeout:.0f} s; "
+                           "hint: `kubectl -n gitops-lab logs deployment/gitops-lab-agent`")
         self.stop_agent()
         import socket
 
@@ -244,6 +348,9 @@ class Lab:
         raise LabError(f"the agent did not answer /healthz in {timeout:.0f} s; log: {log}")
 
     def agent_log(self, lines: int = 30) -> str:
+        if self.agent_mode == "in-cluster":
+            return self.kubectl("-n", "gitops-lab", "logs", "deployment/gitops-lab-agent",
+                                f"--tail={lines}", check=False)
         try:
             text = (self.state_dir / "agent.log").read_text(errors="replace")
         except OSError:
@@ -251,6 +358,13 @@ class Lab:
         return "\n".join(text.splitlines()[-lines:])
 
     def stop_agent(self) -> None:
+        if self.agent_mode == "in-cluster":
+            self.kubectl("-n", "gitops-lab", "scale", "deployment/gitops-lab-agent",
+                         "--replicas=0")
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and self._agent_pods():
+                time.sleep(0.3)
+            return
         _stop_agent_process(self._agent_file)
 
     # ---- Git: the only way desired state changes ---------------------------------------------------
@@ -411,6 +525,14 @@ class Lab:
             yield
         finally:
             self.ensure_agent()
+
+
+def _remote_has_refs(url: str) -> bool:
+    out = subprocess.run(["git", "ls-remote", "--heads", url], capture_output=True, text=True,
+                         timeout=30, check=False)
+    if out.returncode != 0:
+        raise LabError(f"the lab's Git server does not answer at {url}: {out.stderr.strip()}")
+    return bool(out.stdout.strip())
 
 
 def _st(app: Mapping[str, Any], *path: str) -> Any:

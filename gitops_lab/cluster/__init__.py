@@ -15,8 +15,9 @@ from gitops_lab.cluster.base import (
     read_current,
 )
 from gitops_lab.cluster.binaries import BinaryError, bin_dir, ensure_binaries
+from gitops_lab.cluster.docker import docker_available
 from gitops_lab.cluster.existing import ExistingCluster
-from gitops_lab.cluster.kind import KindCluster, docker_available, node_image_available
+from gitops_lab.cluster.kind import KindCluster, node_image_available
 from gitops_lab.cluster.local import LocalCluster
 
 __all__ = [

@@ -77,7 +77,7 @@ def bin_dir() -> Path:
 
 def expected_version(name: str) -> str:
     """The version the lab pins for one of BINARIES (what `gitops-lab doctor` compares with)."""
-    if name in KUBE_BINARIES:
+    if name in KUBE_BINARIES or name in ("kubelet", "kubeadm", "kube-proxy"):
         return KUBERNETES_VERSION
     return {"etcd": ETCD_VERSION, "kwok": KWOK_VERSION, "kind": KIND_VERSION}[name]
 
@@ -87,6 +87,8 @@ def _version_args(name: str) -> list[str]:
         return ["version", "--client"]
     if name == "kind":
         return ["version"]
+    if name == "kubeadm":
+        return ["version", "-o", "short"]
     return ["--version"]
 
 
@@ -126,8 +128,13 @@ def find_binaries(directory: Path | None = None) -> Toolchain | None:
 
 
 def _missing(directory: Path) -> list[str]:
+    return _missing_in(directory, BINARIES)
+
+
+def _missing_in(directory: Path, names: tuple[str, ...]) -> list[str]:
+    """NAMES whose binary in DIRECTORY is absent or reports another version than pinned."""
     missing = []
-    for name in BINARIES:
+    for name in names:
         path = directory / name
         version = binary_version(path) if path.is_file() else None
         if version is None or not version.startswith(expected_version(name)):
@@ -213,7 +220,9 @@ def _staging_modules(go: str, work: Path, env: dict[str, str]) -> list[str]:
     return sorted(set(staged))
 
 
-def _build_kubernetes(out: Path, progress: Progress) -> None:
+def _build_kubernetes(out: Path, progress: Progress,
+                      names: tuple[str, ...] = KUBE_BINARIES) -> None:
+    """Build NAMES (commands of k8s.io/kubernetes/cmd) of the pinned release into OUT."""
     go = _go()
     work = cache_root() / "build" / f"kubernetes-{KUBERNETES_VERSION}"
     work.mkdir(parents=True, exist_ok=True)
@@ -244,9 +253,9 @@ def _build_kubernetes(out: Path, progress: Progress) -> None:
             f"-X k8s.io/client-go/pkg/version.gitVersion={KUBERNETES_VERSION}",
         ]
     )
-    todo = [name for name in KUBE_BINARIES if name in _missing(out)]
+    todo = _missing_in(out, names)
     pkgs = [f"k8s.io/kubernetes/cmd/{name}" for name in todo]
-    progress(f"building {', '.join(todo)} {KUBERNETES_VERSION} (cold: about 5 min on 2 cores)")
+    progress(f"building {', '.join(todo)} {KUBERNETES_VERSION} (cold: about 2-5 min on 2 cores)")
     _run(
         [go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(out) + "/", *pkgs],
         work,

@@ -44,9 +44,10 @@ COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-schedul
 SERVICE_CIDR = "10.96.0.0/16"  # addresses handed to Services; nothing is ever sent there
 
 # kwok decides pod lifecycles with Stage rules. Besides its default "pods become Ready", the
-# lab adds one rule so that a bad image can make an app Degraded without a container runtime:
-# a pod whose first container's image ends with ":does-not-exist" gets ImagePullBackOff,
-# exactly the status a kubelet reports when the registry has no such tag.
+# lab adds two rules so that a bad release can make an app Degraded without a container
+# runtime: a pod whose image tag ends with "-broken" runs but never becomes Ready (what a
+# failing readiness probe does on kind), and one whose image ends with ":does-not-exist" gets
+# ImagePullBackOff, the status a kubelet reports when the registry has no such tag.
 KWOK_STAGES = Path(__file__).with_name("kwok-stages.yaml")
 
 

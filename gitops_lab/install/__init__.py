@@ -5,11 +5,8 @@ Used by `gitops-lab agent install`, the Lab facade and the tests.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -17,19 +14,16 @@ import yaml
 from gitops_lab.kube import Kube, KubeError
 
 __all__ = [
-    "AGENT_IMAGE",
     "AGENT_SERVICE_ACCOUNT",
     "InstallError",
     "agent_token",
-    "build_image",
     "install",
+    "install_git_server",
     "manifests",
 ]
 
 AGENT_SERVICE_ACCOUNT = "gitops-lab-agent"
-AGENT_IMAGE = "gitops-lab-agent:dev"
 INSTALL_MANAGER = "gitops-lab-install"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class InstallError(RuntimeError):
@@ -40,7 +34,11 @@ def manifests(mode: str = "local") -> list[dict[str, Any]]:
     """The install objects in apply order: CRD, namespace, RBAC, then (in-cluster) the agent."""
     names = ["crd.yaml", "namespace.yaml", "rbac.yaml"]
     if mode == "in-cluster":
-        names.append("deployment.yaml")
+        names.append("agent-deployment.yaml")
+    return _load(*names)
+
+
+def _load(*names: str) -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = []
     folder = resources.files("gitops_lab.install") / "manifests"
     for name in names:
@@ -48,12 +46,44 @@ def manifests(mode: str = "local") -> list[dict[str, Any]]:
     return docs
 
 
-def install(kube: Kube, mode: str = "local", *, timeout: float = 30.0) -> list[str]:
-    """Apply the manifests (idempotent, server-side apply); wait for the CRD to be served."""
+def _use_image(objs: list[dict[str, Any]], image: str | None, revision: str | None) -> None:
+    """Point every pod template at IMAGE; REVISION (the image's inputs hash) goes into the
+    template's annotations so a rebuilt image under the same tag rolls the pods."""
+    for obj in objs:
+        template = (obj.get("spec") or {}).get("template")
+        if not template:
+            continue
+        spec = template["spec"]
+        for container in spec.get("initContainers", []) + spec.get("containers", []):
+            if image:
+                container["image"] = image
+        if revision:
+            template.setdefault("metadata", {}).setdefault("annotations", {})[
+                "gitopslab.io/image-revision"] = revision
+
+
+def install(kube: Kube, mode: str = "local", *, timeout: float = 30.0,
+            image: str | None = None, image_revision: str | None = None) -> list[str]:
+    """Apply the manifests (idempotent, server-side apply); wait for the CRD to be served.
+    In-cluster, IMAGE (default gitops-lab/agent:dev) must already be on the nodes."""
     if mode not in ("local", "in-cluster"):
         raise InstallError(f"unknown mode {mode!r}; hint: local or in-cluster")
+    objs = manifests(mode)
+    _use_image(objs, image, image_revision)
+    return _apply_all(kube, objs, timeout)
+
+
+def install_git_server(kube: Kube, *, image: str | None = None,
+                       image_revision: str | None = None, timeout: float = 30.0) -> list[str]:
+    """The lab's in-cluster Git server (kind): a `git daemon` Deployment and its NodePort."""
+    objs = _load("namespace.yaml", "git-server.yaml")
+    _use_image(objs, image, image_revision)
+    return _apply_all(kube, objs, timeout)
+
+
+def _apply_all(kube: Kube, objs: list[dict[str, Any]], timeout: float) -> list[str]:
     done = []
-    for obj in manifests(mode):
+    for obj in objs:
         name = f"{obj['kind']} {obj['metadata'].get('namespace', '')}/{obj['metadata']['name']}"
         try:
             kube.apply(obj, field_manager=INSTALL_MANAGER)
@@ -92,21 +122,3 @@ def agent_token(kube: Kube, namespace: str = "gitops-lab",
             "hint: run `gitops-lab agent install` first"
         ) from exc
     return str(out["status"]["token"])
-
-
-def build_image(cluster_name: str = "gitops-lab") -> None:
-    """`docker build` the agent image from this checkout and `kind load` it (kind only)."""
-    docker = shutil.which("docker")
-    if docker is None:
-        raise InstallError("docker is not installed; hint: in-cluster mode needs kind + Docker, "
-                           "use --mode local on the local control plane")
-    dockerfile = REPO_ROOT / "Dockerfile"
-    if not dockerfile.exists():
-        raise InstallError(f"{dockerfile} not found; hint: build from a source checkout")
-    for cmd in (
-        [docker, "build", "-t", AGENT_IMAGE, str(REPO_ROOT)],
-        ["kind", "load", "docker-image", AGENT_IMAGE, "--name", cluster_name],
-    ):
-        out = subprocess.run(cmd, check=False)
-        if out.returncode != 0:
-            raise InstallError(f"{' '.join(cmd[:3])} failed (exit {out.returncode})")

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -19,7 +20,12 @@ var (
 	broken  = "false"
 )
 
-func env(name, fallback string) string {
+// setting reads NAME from the mounted ConfigMap (/etc/guestbook/NAME, refreshed by the
+// kubelet while the pod runs), else from the environment (set when the pod started).
+func setting(name, fallback string) string {
+	if b, err := os.ReadFile("/etc/guestbook/" + name); err == nil {
+		return strings.TrimSpace(string(b))
+	}
 	if v := os.Getenv(name); v != "" {
 		return v
 	}
@@ -32,8 +38,8 @@ func page(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	host, _ := os.Hostname()
-	greeting := env("GREETING", "(no GREETING set)")
-	theme := env("THEME", "light")
+	greeting := setting("GREETING", "(no GREETING set)")
+	theme := setting("THEME", "light")
 	bg, fg := "#ffffff", "#1f2328"
 	if theme == "dark" {
 		bg, fg = "#1f2328", "#f0f6fc"
@@ -58,7 +64,7 @@ func healthz(w http.ResponseWriter, _ *http.Request) {
 }
 
 func main() {
-	addr := ":" + env("PORT", "8080")
+	addr := ":" + setting("PORT", "8080")
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", page)
 	mux.HandleFunc("/healthz", healthz)
