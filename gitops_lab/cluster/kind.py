@@ -294,6 +294,11 @@ class KindCluster(Provider):
         if kind is not None and docker_available():
             subprocess.run([kind, "delete", "cluster", "--name", self.name],
                            capture_output=True, check=False)
+            # kind leaves its Docker network (a bridge) behind; remove it once nothing uses it
+            network = _docker("network", "inspect", "kind", "--format",
+                              "{{len .Containers}}").stdout.strip()
+            if network == "0":
+                _docker("network", "rm", "kind")
         restore_host_sysctls()
         shutil.rmtree(self.state_dir, ignore_errors=True)
 

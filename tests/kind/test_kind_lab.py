@@ -1,0 +1,183 @@
+"""The lab on a real kind cluster: containers really run. The agent is a pod pulling from the
+in-cluster Git server, the sample app answers on 127.0.0.1, a GREETING committed to Git
+reaches the page, a broken release fails its readiness probe, and the pieces survive being
+restarted. The cluster goes down at the end leaving no container, network or changed sysctl.
+
+Needs a Docker daemon (`gitops-lab docker start`). Skipped without one, unless
+GITOPS_LAB_KIND_TESTS=1 (CI), where a missing daemon is a failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gitops_lab.cluster.docker import HOST_SYSCTLS, docker_available
+from gitops_lab.cluster.kind import KindCluster
+from gitops_lab.lab import Lab
+
+NAME = "gitops-lab-kind-test"
+pytestmark = [pytest.mark.kind, pytest.mark.timeout(900)]
+
+
+def _sysctls() -> dict[str, str]:
+    values = {}
+    for key in HOST_SYSCTLS:
+        with contextlib.suppress(OSError):
+            values[key] = (Path("/proc/sys") / key.replace(".", "/")).read_text().strip()
+    return values
+
+
+def _docker(*args: str) -> str:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=False).stdout
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    if not docker_available():
+        if os.environ.get("GITOPS_LAB_KIND_TESTS") == "1":
+            pytest.fail("GITOPS_LAB_KIND_TESTS=1 but no Docker daemon answers")
+        pytest.skip("no Docker daemon answers (`gitops-lab docker start`)")
+    KindCluster(NAME).down()
+    before = _sysctls()
+    started = time.monotonic()
+    lab = Lab.connect(provider="kind", name=NAME)
+    print(f"\nLab.connect(provider='kind') from nothing: {time.monotonic() - started:.1f} s")
+    try:
+        yield lab
+    finally:
+        lab.cleanup(cluster=True)
+        assert NAME not in _docker("ps", "-a", "--format", "{{.Names}}"), "node container left"
+        assert _sysctls() == before, "host sysctls not restored"
+
+
+def _page(lab: Lab) -> str:
+    try:
+        return lab.fetch_app(timeout=2)
+    except Exception:  # the Service may need a moment after a rollout (kube-proxy sync)
+        return ""
+
+
+def _wait(what: str, check: Any, timeout: float = 90.0, interval: float = 0.25) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if check():
+            return time.monotonic() - start
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def test_where_things_run(lab: Lab) -> None:
+    assert lab.provider_kind == "kind"
+    assert lab.agent_mode == "in-cluster"
+    assert lab.app_url is not None and lab.app_url.startswith("http://127.0.0.1:")
+    assert lab.repo_url == "git://git-server.gitops-lab:9418/lab.git"
+    pods = json.loads(lab.kubectl("-n", "gitops-lab", "get", "pods", "-o", "json"))["items"]
+    running = {p["metadata"]["labels"].get("app.kubernetes.io/name"): p["status"]["phase"]
+               for p in pods}
+    assert running.get("gitops-lab-agent") == "Running", running
+    assert running.get("git-server") == "Running", running
+    # the agent's HTTP port is reachable from the host through the NodePort
+    info = lab.agent_info()
+    assert info is not None and info["pods"], info
+    # the node's memory, for the issue note
+    stats = _docker("stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}")
+    print("\nnode memory:", stats.strip())
+
+
+def test_sample_app_answers_and_a_commit_reaches_the_page(lab: Lab) -> None:
+    lab.reset_sample()
+    _wait("the page with the committed GREETING", lambda: "Hello from Git" in _page(lab))
+    page = _page(lab)
+    assert re.search(r'id="version">1\.0\.0<', page), page
+    text = lab.read("apps/guestbook/configmap.yaml")
+    greeting = f"Hello from commit {int(time.time())}"
+    start = time.monotonic()
+    lab.commit({"apps/guestbook/configmap.yaml":
+                text.replace('GREETING: "Hello from Git"', f'GREETING: "{greeting}"')},
+               "Change the greeting")
+    _wait("the new GREETING on the page", lambda: greeting in _page(lab), timeout=90)
+    print(f"\ncommit → page changed: {time.monotonic() - start:.1f} s")
+
+
+def test_a_new_release_rolls_out_and_a_broken_one_fails_readiness(lab: Lab) -> None:
+    lab.reset_sample()
+    deployment = lab.read("apps/guestbook/deployment.yaml")
+    lab.commit({"apps/guestbook/deployment.yaml":
+                deployment.replace("gitops-lab/guestbook:1.0.0", "gitops-lab/guestbook:1.1.0")},
+               "Release 1.1.0")
+    _wait("version 1.1.0 on the page", lambda: 'id="version">1.1.0<' in _page(lab))
+    bad = lab.commit({"apps/guestbook/deployment.yaml":
+                      deployment.replace("gitops-lab/guestbook:1.0.0",
+                                         "gitops-lab/guestbook:1.2.0-broken")},
+                     "Release 1.2.0 (broken)")
+    lab.wait_for("guestbook", lambda a: (a.get("status") or {}).get("health", {}).get("status")
+                 == "Degraded", what="the broken release to turn the app Degraded", timeout=90)
+    pods = json.loads(lab.kubectl("-n", "guestbook", "get", "pods", "-o", "json"))["items"]
+    broken = [p for p in pods if p["spec"]["containers"][0]["image"].endswith("-broken")]
+    assert broken, "no pod of the broken release"
+    for pod in broken:  # the container really runs; only its readiness probe fails
+        status = pod["status"]["containerStatuses"][0]
+        assert status["ready"] is False and "running" in status["state"], status
+    # the old pods keep serving while the rollout is stuck
+    assert 'id="version">1.1.0<' in _page(lab) or 'id="version">1.0.0<' in _page(lab)
+    lab.revert(bad)
+    lab.wait_for("guestbook", lambda a: (a.get("status") or {}).get("health", {}).get("status")
+                 == "Healthy", what="the revert to bring the app back to Healthy", timeout=90)
+
+
+def test_drift_on_real_pods_is_healed(lab: Lab) -> None:
+    lab.reset_sample(self_heal=True)
+    lab.kubectl("-n", "guestbook", "scale", "deployment/guestbook-ui", "--replicas=4")
+    _wait("self-heal back to 2 replicas", lambda: json.loads(lab.kubectl(
+        "-n", "guestbook", "get", "deployment/guestbook-ui", "-o", "json"))["spec"]["replicas"] == 2,
+        timeout=30)
+    assert lab.events("guestbook", "SelfHealed")
+
+
+def test_agent_stops_cleanly_on_sigterm_and_is_restarted(lab: Lab) -> None:
+    lab.reset_sample()
+    pod = lab.agent_info()["pods"][0]  # type: ignore[index]
+    lab.kubectl("-n", "gitops-lab", "exec", pod, "--", "sh", "-c", "kill -TERM 1")
+
+    def restarted() -> bool:
+        obj = json.loads(lab.kubectl("-n", "gitops-lab", "get", "pod", pod, "-o", "json"))
+        status = obj["status"]["containerStatuses"][0]
+        last = (status.get("lastState") or {}).get("terminated") or {}
+        return bool(status["restartCount"] >= 1 and status["ready"] and last)
+
+    _wait("the agent container to restart", restarted, timeout=90)
+    obj = json.loads(lab.kubectl("-n", "gitops-lab", "get", "pod", pod, "-o", "json"))
+    assert obj["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"] == 0
+    # and it still deploys what is committed
+    head = lab.commit({"apps/guestbook/extra.yaml":
+                       "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: after-restart}\n"
+                       "data: {x: '1'}\n"}, "Add a ConfigMap after the agent restarted")
+    lab.wait_for("guestbook", lambda a: (a.get("status") or {}).get("sync", {}).get("revision")
+                 == head, what="the restarted agent to sync the new commit", timeout=60)
+
+
+def test_agent_pod_deleted_and_git_server_restarted(lab: Lab) -> None:
+    lab.reset_sample()
+    lab.kubectl("-n", "gitops-lab", "delete", "pod", "-l", "app.kubernetes.io/name=git-server",
+                "--wait=true")
+    lab.kubectl("-n", "gitops-lab", "delete", "pod", "-l",
+                "app.kubernetes.io/name=gitops-lab-agent", "--wait=true")
+    lab.ensure_agent(timeout=90)
+    _wait("the Git server to answer again", lab.git.running, timeout=60)
+    # the repository survived the Git server's restart (it lives on the node)
+    head = lab.commit({"apps/guestbook/extra.yaml":
+                       "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: after-git-restart}\n"
+                       "data: {x: '2'}\n"}, "A commit after the Git server restarted")
+    lab.wait_for("guestbook", lambda a: (a.get("status") or {}).get("sync", {}).get("revision")
+                 == head, what="the agent to sync a commit pushed after both restarted",
+                 timeout=90)
