@@ -44,6 +44,7 @@ __all__ = [
     "KindCluster",
     "docker_available",
     "kind_binary",
+    "local_only_corefile",
     "node_image_available",
 ]
 
@@ -75,6 +76,24 @@ def node_image_available(timeout: float = 60.0) -> bool:
 def _can_build_node_image() -> bool:
     """The lab builds its own node image on Linux with debootstrap and Go (a Debian host)."""
     return all(shutil.which(tool) for tool in ("debootstrap", "go", "containerd", "chroot"))
+
+
+def local_only_corefile(corefile: str) -> str:
+    """CoreDNS's Corefile without `forward` (blocks included) and `loop`: cluster DNS then
+    answers for cluster names only and never sends a query off the machine."""
+    lines, skipping = [], False
+    for line in corefile.splitlines():
+        stripped = line.strip()
+        if skipping:
+            skipping = stripped != "}"
+            continue
+        if stripped.startswith("forward "):
+            skipping = stripped.endswith("{")
+            continue
+        if stripped == "loop":
+            continue
+        lines.append(line)
+    return "\n".join(lines) + "\n"
 
 
 def _port_free(port: int) -> bool:
@@ -246,20 +265,7 @@ class KindCluster(Provider):
             return
         cm = json.loads(out.stdout)
         corefile = cm.get("data", {}).get("Corefile", "")
-        lines, skipping = [], False
-        for line in corefile.splitlines():
-            stripped = line.strip()
-            if skipping:
-                if stripped == "}":
-                    skipping = False
-                continue
-            if stripped.startswith("forward "):
-                skipping = stripped.endswith("{")
-                continue
-            if stripped == "loop":
-                continue
-            lines.append(line)
-        new = "\n".join(lines) + "\n"
+        new = local_only_corefile(corefile)
         if new.strip() == corefile.strip():
             return
         say("CoreDNS: answering for cluster names only (no forwarding off the machine)")
