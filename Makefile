@@ -10,7 +10,7 @@ LAB_CACHE := $(or $(GITOPS_LAB_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/git
 TEST_CLUSTER := $(or $(GITOPS_LAB_TEST_CLUSTER),gitops-lab-test)
 PYTEST_ARGS ?=
 
-.PHONY: setup binaries lab test lint bench clean distclean notebooks
+.PHONY: setup binaries kind-images lab test lint bench clean distclean notebooks
 
 setup: $(STAMP) binaries
 
@@ -30,6 +30,12 @@ $(STAMP): pyproject.toml
 binaries: $(STAMP)
 	$(BIN)/python -c 'from gitops_lab.cluster import ensure_binaries; ensure_binaries()'
 
+# The kind node image and the course's images, built here (cold ~10 min), where Docker answers.
+kind-images: $(STAMP) binaries
+	@if $(BIN)/gitops-lab docker status >/dev/null 2>&1; then \
+	  $(BIN)/python -c 'from gitops_lab.cluster.labimages import build_all; build_all()'; \
+	else echo "no Docker daemon answers: skipping the kind images (the local provider needs none)"; fi
+
 lab: setup
 	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
 
@@ -37,7 +43,7 @@ lab: setup
 notebooks: $(STAMP)
 	$(BIN)/python notebooks/_build.py
 
-test: setup lint
+test: setup lint kind-images
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

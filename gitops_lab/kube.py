@@ -127,7 +127,9 @@ class Kube:
         headers = {"Accept": "application/json", "User-Agent": "gitops-lab"}
         if content_type:
             headers["Content-Type"] = content_type
-        token = self._configuration.get_api_key_with_prefix("authorization")
+        # kubeconfig tokens are stored as "authorization"; the in-cluster loader (which also
+        # re-reads the projected token as it rotates) stores "BearerToken"
+        token = self._configuration.get_api_key_with_prefix("authorization", alias="BearerToken")
         if token:
             headers["Authorization"] = token
         return headers

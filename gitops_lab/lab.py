@@ -527,12 +527,19 @@ class Lab:
             self.ensure_agent()
 
 
-def _remote_has_refs(url: str) -> bool:
-    out = subprocess.run(["git", "ls-remote", "--heads", url], capture_output=True, text=True,
-                         timeout=30, check=False)
-    if out.returncode != 0:
-        raise LabError(f"the lab's Git server does not answer at {url}: {out.stderr.strip()}")
-    return bool(out.stdout.strip())
+def _remote_has_refs(url: str, timeout: float = 30.0) -> bool:
+    """Does the repository at URL have a branch yet? Retried for a while: right after the
+    in-cluster Git server's rollout its NodePort needs a moment (kube-proxy's sync)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = subprocess.run(["git", "ls-remote", "--heads", url], capture_output=True,
+                             text=True, timeout=30, check=False)
+        if out.returncode == 0:
+            return bool(out.stdout.strip())
+        if time.monotonic() > deadline:
+            raise LabError(f"the lab's Git server does not answer at {url}: "
+                           f"{out.stderr.strip() or 'connection closed'}")
+        time.sleep(0.5)
 
 
 def _st(app: Mapping[str, Any], *path: str) -> Any:

@@ -125,7 +125,7 @@ def record_host_sysctls() -> None:
     path = _sysctl_file()
     if path.exists():
         return
-    values = {}
+    values = {"/lib/modules": "present" if Path("/lib/modules").exists() else "absent"}
     for key in HOST_SYSCTLS:
         proc = Path("/proc/sys") / key.replace(".", "/")
         try:
@@ -144,6 +144,11 @@ def restore_host_sysctls() -> dict[str, str]:
     except (OSError, ValueError):
         return {}
     restored = {}
+    if values.pop("/lib/modules", "present") == "absent":
+        # kind bind-mounts the host's /lib/modules; Docker created it empty: remove it again
+        with contextlib.suppress(OSError):
+            Path("/lib/modules").rmdir()
+            restored["/lib/modules"] = "removed"
     for key, value in values.items():
         proc = Path("/proc/sys") / key.replace(".", "/")
         try:

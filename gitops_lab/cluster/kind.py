@@ -275,24 +275,28 @@ class KindCluster(Provider):
         self.kubectl("rollout", "restart", "deployment/coredns", "-n", "kube-system")
 
     def load_images(self, images: list[str], progress: Progress | None = None) -> None:
-        """`kind load docker-image` IMAGES that the node does not hold yet."""
+        """`kind load docker-image` IMAGES that this cluster's node does not hold yet (what
+        was loaded is recorded by image ID in the cluster's state, which `down` removes)."""
         say: Progress = progress or (lambda _line: None)
         kind = self._kind()
-        node = f"{self.name}-control-plane"
+        record = self.state_dir / "loaded-images.json"
+        try:
+            loaded: dict[str, str] = json.loads(record.read_text())
+        except (OSError, ValueError):
+            loaded = {}
         for image in images:
             want = _docker("image", "inspect", image, "--format", "{{.Id}}").stdout.strip()
             if not want:
                 raise ClusterError(f"image {image} is not in Docker; hint: build it first")
-            have = subprocess.run(
-                ["docker", "exec", node, "crictl", "inspecti", "-o", "json", image],
-                capture_output=True, text=True, check=False)
-            if have.returncode == 0 and want in have.stdout:
+            if loaded.get(image) == want:
                 continue
             started = time.monotonic()
             out = subprocess.run([kind, "load", "docker-image", image, "--name", self.name],
                                  capture_output=True, text=True, check=False)
             if out.returncode != 0:
                 raise ClusterError(f"kind load docker-image {image} failed: {out.stderr.strip()}")
+            loaded[image] = want
+            record.write_text(json.dumps(loaded, indent=1))
             say(f"loaded {image} into the node in {time.monotonic() - started:.1f} s")
 
     def down(self) -> None:

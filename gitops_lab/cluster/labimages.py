@@ -37,14 +37,18 @@ from gitops_lab.cluster.nodeimage import (
 __all__ = [
     "AGENT_IMAGE",
     "AGENT_PACKAGES",
+    "BASE_IMAGE",
     "GUESTBOOK_IMAGE",
     "agent_image",
+    "base_image",
+    "build_all",
     "guestbook_image",
     "lab_images",
 ]
 
 GUESTBOOK_IMAGE = "gitops-lab/guestbook"
 AGENT_IMAGE = "gitops-lab/agent:dev"
+BASE_IMAGE = "gitops-lab/base:bookworm"
 AGENT_PACKAGES = ("python3", "git", "ca-certificates")
 # the agent needs neither Jupyter nor the widgets: only these runtime dependencies go in
 _NOT_IN_AGENT = {"ipywidgets", "jupyterlab"}
@@ -112,6 +116,18 @@ def _site_packages(requirements: list[str], say: Progress) -> Path:
     return target
 
 
+def base_image(progress: Progress | None = None) -> str:
+    """`gitops-lab/base:bookworm`: Debian bookworm with python3 and git — the agent image's
+    base, and the image of the lab's in-cluster Git server (`git daemon`)."""
+    say: Progress = progress or (lambda _line: None)
+    inputs = hashlib.sha256(" ".join(AGENT_PACKAGES).encode()).hexdigest()[:16]
+    if image_label(BASE_IMAGE, INPUTS_LABEL) != inputs:
+        rootfs = debootstrap_rootfs(cache_root() / "agent-image" / f"rootfs-{inputs[:8]}",
+                                    AGENT_PACKAGES, say, "agent image")
+        docker_import(rootfs, BASE_IMAGE, [], {INPUTS_LABEL: inputs})
+    return BASE_IMAGE
+
+
 def agent_image(progress: Progress | None = None, image: str = AGENT_IMAGE) -> str:
     """The agent image in Docker, built from this installation of gitops_lab."""
     say: Progress = progress or (lambda _line: None)
@@ -123,12 +139,7 @@ def agent_image(progress: Progress | None = None, image: str = AGENT_IMAGE) -> s
     if image_label(image, INPUTS_LABEL) == inputs:
         return image
     started = time.monotonic()
-    base = "gitops-lab/agent-base:bookworm"
-    base_inputs = hashlib.sha256(" ".join(AGENT_PACKAGES).encode()).hexdigest()[:16]
-    if image_label(base, INPUTS_LABEL) != base_inputs:
-        rootfs = debootstrap_rootfs(cache_root() / "agent-image" / f"rootfs-{base_inputs[:8]}",
-                                    AGENT_PACKAGES, say, "agent image")
-        docker_import(rootfs, base, [], {INPUTS_LABEL: base_inputs})
+    base = base_image(say)
     site = _site_packages(requirements, say)
     with tempfile.TemporaryDirectory(prefix="gitops-lab-agent-") as tmp:
         ctx = Path(tmp)
@@ -157,8 +168,22 @@ LABEL {INPUTS_LABEL}={inputs}
 
 def lab_images(progress: Progress | None = None) -> list[str]:
     """Every image the course runs on kind: the agent and each guestbook release."""
-    images = [agent_image(progress)]
+    images = [agent_image(progress), base_image(progress)]
     images += [guestbook_image(version, progress) for version in GUESTBOOK_VERSIONS]
     return images
 
 
+
+
+def build_all(progress: Progress | None = None) -> list[str]:
+    """The kind node image and the course's images (what `make kind-images` runs), so that
+    the first `cluster up --provider kind` does not spend ~10 minutes building."""
+    import sys
+
+    from gitops_lab.cluster.nodeimage import ensure_node_image
+
+    say: Progress = progress or (lambda line: print(line, file=sys.stderr, flush=True))
+    started = time.monotonic()
+    images = [ensure_node_image(say), *lab_images(say)]
+    say(f"kind images ready in {time.monotonic() - started:.0f} s: {', '.join(images)}")
+    return images

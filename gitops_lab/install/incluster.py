@@ -21,11 +21,13 @@ Progress = Callable[[str], None]
 NAMESPACE = "gitops-lab"
 
 
-def _image(cluster: KindCluster, say: Progress) -> tuple[str, str]:
-    from gitops_lab.cluster.labimages import agent_image
+def _image(cluster: KindCluster, say: Progress, *, base: bool = False) -> tuple[str, str]:
+    """The agent image (or its base: python3 + git, for the Git server) loaded into the node,
+    with its inputs hash (a new build rolls the pods that use it)."""
+    from gitops_lab.cluster.labimages import agent_image, base_image
     from gitops_lab.cluster.nodeimage import INPUTS_LABEL, image_label
 
-    image = agent_image(say)
+    image = base_image(say) if base else agent_image(say)
     cluster.load_images([image], say)
     return image, image_label(image, INPUTS_LABEL) or ""
 
@@ -42,7 +44,7 @@ def deploy_agent(kube: Kube, cluster: KindCluster, progress: Progress | None = N
 def deploy_git_server(kube: Kube, cluster: KindCluster, progress: Progress | None = None,
                       *, timeout: float = 120.0) -> list[str]:
     say: Progress = progress or (lambda _line: None)
-    image, revision = _image(cluster, say)
+    image, revision = _image(cluster, say, base=True)
     done = install_git_server(kube, image=image, image_revision=revision)
     wait_rollout(kube, "git-server", timeout=timeout, progress=say)
     return done

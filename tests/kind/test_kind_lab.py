@@ -49,6 +49,7 @@ def lab() -> Iterator[Lab]:
         pytest.skip("no Docker daemon answers (`gitops-lab docker start`)")
     KindCluster(NAME).down()
     before = _sysctls()
+    modules_before = Path("/lib/modules").exists()
     started = time.monotonic()
     lab = Lab.connect(provider="kind", name=NAME)
     print(f"\nLab.connect(provider='kind') from nothing: {time.monotonic() - started:.1f} s")
@@ -58,6 +59,9 @@ def lab() -> Iterator[Lab]:
         lab.cleanup(cluster=True)
         assert NAME not in _docker("ps", "-a", "--format", "{{.Names}}"), "node container left"
         assert _sysctls() == before, "host sysctls not restored"
+        assert Path("/lib/modules").exists() == modules_before, "/lib/modules left behind"
+        networks = _docker("network", "ls", "--format", "{{.Name}}").split()
+        assert "kind" not in networks, f"the kind network was left behind: {networks}"
 
 
 def _page(lab: Lab) -> str:
