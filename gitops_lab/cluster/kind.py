@@ -301,15 +301,16 @@ class KindCluster(Provider):
 
     def down(self) -> None:
         kind = kind_binary()
+        last = True
         if kind is not None and docker_available():
             subprocess.run([kind, "delete", "cluster", "--name", self.name],
                            capture_output=True, check=False)
-            # kind leaves its Docker network (a bridge) behind; remove it once nothing uses it
-            network = _docker("network", "inspect", "kind", "--format",
-                              "{{len .Containers}}").stdout.strip()
-            if network == "0":
+            others = _docker("ps", "-aq", "--filter", "label=io.x-k8s.kind.cluster").stdout
+            last = not others.strip()
+            if last:  # kind leaves its Docker network (a bridge) behind
                 _docker("network", "rm", "kind")
-        restore_host_sysctls()
+        if last:  # another kind node's kubelet still relies on them otherwise
+            restore_host_sysctls()
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def status(self) -> ClusterStatus:
