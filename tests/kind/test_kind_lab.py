@@ -61,11 +61,11 @@ def lab() -> Iterator[Lab]:
         others = _docker("ps", "-aq", "--filter", "label=io.x-k8s.kind.cluster").split()
         if others:  # another kind cluster still runs: it still needs the network and sysctls
             print(f"\n{len(others)} other kind node(s) running: host checks skipped")
-            return
-        assert _sysctls() == before, "host sysctls not restored"
-        assert Path("/lib/modules").exists() == modules_before, "/lib/modules left behind"
-        networks = _docker("network", "ls", "--format", "{{.Name}}").split()
-        assert "kind" not in networks, f"the kind network was left behind: {networks}"
+        else:
+            assert _sysctls() == before, "host sysctls not restored"
+            assert Path("/lib/modules").exists() == modules_before, "/lib/modules left behind"
+            networks = _docker("network", "ls", "--format", "{{.Name}}").split()
+            assert "kind" not in networks, f"the kind network was left behind: {networks}"
 
 
 def _page(lab: Lab) -> str:
