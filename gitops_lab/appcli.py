@@ -182,7 +182,18 @@ def _app_diff(args: argparse.Namespace) -> int:
     return 1 if changed or result.conditions else 0
 
 
-def _wait_and_show(apps: Apps, name: str, timeout: float) -> int:
+def _operation_failed(name: str, app: Obj) -> int:
+    """0 when the app's operationState Succeeded; else the one-line error, and 1."""
+    op = (app.get("status") or {}).get("operationState") or {}
+    if op.get("phase") == "Succeeded":
+        return 0
+    print(f"error: sync of {name} {str(op.get('phase') or 'failed').lower()}: "
+          f"{op.get('message') or 'no message'}; hint: `gitops-lab app get {name}` shows "
+          "its conditions, and the agent's events say more", file=sys.stderr)
+    return 1
+
+
+def _wait_and_show(apps: Apps, name: str, timeout: float, requested: Obj) -> int:
     spinner = "|/-\\"
     state = {"i": 0}
 
@@ -191,32 +202,30 @@ def _wait_and_show(apps: Apps, name: str, timeout: float) -> int:
         print(f"\r{spinner[state['i'] % 4]} waiting for the agent … {elapsed:4.1f} s",
               end="", file=sys.stderr, flush=True)
 
-    app = apps.wait_operation(name, timeout=timeout, progress=progress)
+    app = apps.wait_operation(name, requested, timeout=timeout, progress=progress)
     print("\r", end="", file=sys.stderr)
     _print_app(app)
-    op = (app.get("status") or {}).get("operationState") or {}
-    return 0 if op.get("phase") == "Succeeded" else 1
+    return _operation_failed(name, app)
 
 
 def _app_sync(args: argparse.Namespace) -> int:
     apps = Apps(_kube(args), args.namespace)
-    apps.sync(args.name, revision=args.revision, prune=args.prune)
-    return _wait_and_show(apps, args.name, args.timeout)
+    requested = apps.sync(args.name, revision=args.revision, prune=args.prune)
+    return _wait_and_show(apps, args.name, args.timeout, requested)
 
 
 def _app_rollback(args: argparse.Namespace) -> int:
     apps = Apps(_kube(args), args.namespace)
-    _, rev = apps.rollback(args.name, args.id)
+    requested, rev = apps.rollback(args.name, args.id)
     print(f"rolling back {args.name} to history id {args.id} ({_short(rev)}); automated sync "
           "will be turned off so the rollback sticks", file=sys.stderr)
-    app = apps.wait_operation(args.name, timeout=args.timeout)
+    app = apps.wait_operation(args.name, requested, timeout=args.timeout)
     # the agent then compares with targetRevision again: show that, not the rollback's compare
     with contextlib.suppress(AppError):
         app = apps.wait(args.name, lambda a: revision(a) != rev, timeout=5,
                         what="the comparison with the target revision")
     _print_app(app)
-    op = (app.get("status") or {}).get("operationState") or {}
-    if op.get("phase") != "Succeeded":
+    if _operation_failed(args.name, app):
         return 1
     target = ((app.get("spec") or {}).get("source") or {}).get("targetRevision", "HEAD")
     if revision(app) != rev:

@@ -419,7 +419,7 @@ class RepoCache:
         with self._repo(url) as repo:
             commit = self._commit(repo, url, sha)
             reader = _TreeReader(commit.tree, url, commit.hexsha)
-            real, obj = reader.lookup(rel, requested=path)
+            _, obj = reader.lookup(rel, requested=path)
             if isinstance(obj, Blob) and rel:
                 reader._add(rel, obj)
                 return reader.files

@@ -213,3 +213,20 @@ def test_secret_values_are_masked_in_diffs_but_changes_still_show() -> None:
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}}
     assert hide_secret_data(cm) == [cm]
     assert live["data"]["password"] == b64("live-pass")  # the inputs are not changed
+
+
+def test_an_operation_that_never_reached_the_sync_gets_its_own_error_state() -> None:
+    from gitops_lab.engine.sync import Condition
+
+    synced = build_status({}, _result("a" * 40, ChangeSet()), started_at="t0")
+    op = {"sync": {"revision": "f" * 40}, "info": [{"name": "operationId", "value": "op-2"}]}
+    bad = ReconcileResult(None)
+    bad.conditions.append(Condition("SourceError", "revision 'fff' not found in git://x"))
+    status = build_status(synced, bad, started_at="t1", operation=op)
+    state = status["operationState"]
+    assert state["phase"] == "Error"
+    assert state["message"] == "not synced: SourceError: revision 'fff' not found in git://x"
+    assert state["startedAt"] == "t1" and state["operation"] == op
+    # the last sync that ran is still the last synced revision
+    assert state["syncResult"] == synced["operationState"]["syncResult"]
+    assert status_changed(synced, status)
