@@ -12,6 +12,7 @@ from typing import Any
 
 from gitops_lab.apps import AppError, Apps, health_status, revision, sync_status
 from gitops_lab.cluster import ClusterError, resolve_kubeconfig
+from gitops_lab.install import InstallError
 from gitops_lab.kube import Kube, KubeError
 
 __all__ = ["register"]
@@ -34,7 +35,7 @@ def _guard(func: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
         try:
             return int(func(args))
-        except (AppError, ClusterError) as exc:
+        except (AppError, ClusterError, InstallError) as exc:
             return _fail(str(exc), "`gitops-lab doctor`")
         except KubeError as exc:
             return _fail(f"API server: {exc.message}",
@@ -50,27 +51,38 @@ def _agent_install(args: argparse.Namespace) -> int:
     if args.mode == "in-cluster":
         print("building the agent image and loading it into kind", file=sys.stderr)
         build_image(args.cluster_name)
-    for name in install(kube, args.mode):
+    for name in install(kube, args.mode, namespace=args.namespace):
         print(f"applied {name}")
     if args.mode == "local":
-        print("agent RBAC installed; run it with `gitops-lab agent run` (it authenticates as "
-              "ServiceAccount gitops-lab/gitops-lab-agent)", file=sys.stderr)
+        flag = "" if args.namespace == "gitops-lab" else f" --namespace {args.namespace}"
+        print(f"agent RBAC installed; run it with `gitops-lab agent run{flag}` (it "
+              f"authenticates as ServiceAccount {args.namespace}/gitops-lab-agent)",
+              file=sys.stderr)
     return 0
 
 
 def _agent_run(args: argparse.Namespace) -> int:
+    import os
+
     from gitops_lab.agent.controller import Agent, AgentOptions
-    from gitops_lab.install import agent_token
+    from gitops_lab.install import InstallError, agent_token_source
+    from gitops_lab.source.render import ALLOW_REMOTE_BASES_ENV
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.allow_remote_bases:
+        os.environ[ALLOW_REMOTE_BASES_ENV] = "1"
     if args.in_cluster:
-        kube = Kube.in_cluster()
+        kube = Kube.in_cluster()  # the kubelet rotates the token file; the client re-reads it
     else:
         admin = _kube(args)
         kube = admin
         if not args.as_admin:
-            # local mode: act as the agent's ServiceAccount so RBAC is exercised for real
-            kube = admin.with_token(agent_token(admin, args.namespace), "gitops-lab-agent")
+            # local mode: act as the agent's ServiceAccount so RBAC is exercised for real;
+            # its token is renewed before it expires and re-requested when it is rejected
+            source = agent_token_source(admin, args.namespace, seconds=args.token_expiration)
+            if not source.token():
+                raise InstallError(source.error)
+            kube = admin.with_token_source(source, "gitops-lab-agent")
     options = AgentOptions(namespace=args.namespace, poll_interval=args.poll_interval,
                            alert_webhook=args.alert_webhook, http_address=args.http_address)
     agent = Agent(kube, options)
@@ -280,6 +292,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--in-cluster", action="store_true", help="use the pod's ServiceAccount")
     p.add_argument("--as-admin", action="store_true",
                    help="use the kubeconfig's identity instead of the agent's ServiceAccount")
+    p.add_argument("--token-expiration", type=int, default=3600, metavar="SECONDS",
+                   help="lifetime of the agent's ServiceAccount token (TokenRequest, at least "
+                        "600); renewed at 80%% of it (default 3600)")
+    p.add_argument("--allow-remote-bases", action="store_true",
+                   help="let kustomizations load remote bases (URLs, github.com/…); off by "
+                        "default: rendering then fetches from the network")
     p.set_defaults(func=_guard(_agent_run))
 
     app = sub.add_parser("app", help="Argo CD's `argocd app` verbs")
