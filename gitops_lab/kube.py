@@ -235,6 +235,7 @@ class Kube:
         body: Any = None,
         content_type: str = "application/json",
         timeout: float = 30.0,
+        retries: int = RETRIES,
     ) -> Obj:
         url = self.host + path
         if query:
@@ -242,7 +243,7 @@ class Kube:
         data = None if body is None else json.dumps(body).encode()
         delay = 0.05
         reauthed = False
-        for attempt in range(RETRIES + 1):
+        for attempt in range(retries + 1):
             headers = self._headers(content_type if data is not None else None)
             try:
                 resp = self._pool.request(
@@ -254,14 +255,14 @@ class Kube:
                     preload_content=True,
                 )
             except urllib3.exceptions.HTTPError as exc:
-                if attempt < RETRIES:
+                if attempt < retries:
                     time.sleep(delay)
                     delay *= 2
                     continue
                 self.problem = f"cannot reach the API server {self.host}: {exc}"
                 raise KubeError(0, "Unreachable", f"{method} {path}: {exc}") from exc
             # 429 (priority and fairness) and 503 (e.g. a CRD's storage initialising) pass
-            if resp.status in (429, 503) and attempt < RETRIES:
+            if resp.status in (429, 503) and attempt < retries:
                 time.sleep(delay)
                 delay *= 2
                 continue

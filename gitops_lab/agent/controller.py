@@ -210,16 +210,21 @@ class Agent:
         kube = self.kube
         if not kube.problem and now_ - kube.last_ok < HEALTH_PROBE_AFTER:
             return ""
-        with self._probe_lock:
-            if now_ - self._probed_at >= HEALTH_PROBE_EVERY:
-                self._probed_at = now_
-                try:
-                    kube.request("GET", APP_INFO.path(self.options.namespace),
-                                 query={"limit": 1}, timeout=5)
-                    self._probe_error = ""
-                except KubeError as exc:
-                    self._probe_error = "" if exc.status in (0, 401) else (
-                        f"cannot list Applications in {self.options.namespace}: {exc.message}")
+        # one probe at a time; a concurrent /healthz answers with what is known
+        if self._probe_lock.acquire(blocking=False):
+            try:
+                if now_ - self._probed_at >= HEALTH_PROBE_EVERY:
+                    self._probed_at = now_
+                    try:
+                        kube.request("GET", APP_INFO.path(self.options.namespace),
+                                     query={"limit": 1}, timeout=3, retries=0)
+                        self._probe_error = ""
+                    except KubeError as exc:
+                        self._probe_error = "" if exc.status in (0, 401) else (
+                            f"cannot list Applications in {self.options.namespace}: "
+                            f"{exc.message}")
+            finally:
+                self._probe_lock.release()
         return kube.problem or self._probe_error
 
     def wait_ready(self, timeout: float = 30.0) -> bool:

@@ -551,8 +551,8 @@ def kustomize_inputs(
                                   "must be relative and stay in the repository", path=kfile)
             target = posixpath.normpath(posixpath.join(directory, entry))
             if target == ".." or target.startswith("../"):
-                raise RenderError(f"{where} leaves the repository (it resolves to "
-                                  f"'{target}', above the repository root)", path=kfile)
+                raise RenderError(f"{where} leaves the repository (its '..' climbs above "
+                                  "the repository root)", path=kfile)
             target = "" if target == "." else target
             if base is None or target in files:
                 continue
