@@ -9,6 +9,7 @@ import contextlib
 import http.client
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -295,3 +296,53 @@ def test_the_agent_token_is_renewed_before_it_expires(admin: Kube,
     assert review["status"]["authenticated"] is True
     assert review["status"]["user"]["username"] == f"system:serviceaccount:{ns}:gitops-lab-agent"
     assert kube.problem == ""
+
+
+def test_agent_run_in_another_namespace_as_its_service_account(
+        admin: Kube, agent_namespace: str, git_server: GitServer, lab_cluster: Any) -> None:
+    """`agent install --namespace X` + `agent run --namespace X`: the real CLI, its own
+    ServiceAccount token (TokenRequest), watching and syncing Applications in X only."""
+    ns = agent_namespace
+    out = cli(lab_cluster, "agent", "install", "--namespace", ns)
+    assert out.returncode == 0, out.stderr
+    port = free_port()
+    env = {"KUBECONFIG": str(lab_cluster.kubeconfig), "PATH": "/usr/bin:/bin",
+           "PYTHONPATH": os.environ.get("PYTHONPATH", ""), "HOME": os.environ.get("HOME", "/")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gitops_lab", "agent", "run", "--namespace", ns,
+         "--http-address", f"127.0.0.1:{port}", "--poll-interval", "1",
+         "--token-expiration", "600"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        def up() -> bool:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            with contextlib.suppress(OSError):
+                return healthz(url)[0] == 200
+            return False
+
+        eventually(up, 30, "the agent's /healthz")
+        name = f"ns-{uuid.uuid4().hex[:6]}"
+        git_server.create_repo(name, {"app/cm.yaml": configmap("in-other-namespace")})
+        apps = Apps(admin, ns)
+        apps.apply(application(name, git_server.url(name), "app", namespace=ns,
+                               dest_namespace=ns))
+        apps.wait(name, lambda a: st(a, "sync", "status") == "Synced", timeout=30,
+                  what="Synced by the agent of that namespace")
+        cm = admin.get("v1", "ConfigMap", "in-other-namespace", ns)
+        assert cm["metadata"]["annotations"]["gitopslab.io/tracking-id"].startswith(f"{ns}_")
+        apps.delete(name)
+    finally:
+        proc.terminate()
+        try:
+            code = proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert code == 0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
