@@ -31,7 +31,9 @@ __all__ = [
     "KUSTOMIZATION_FILES",
     "MAX_ALIAS_EXPANSION",
     "Manifest",
+    "allow_remote_bases",
     "find_kubectl",
+    "kustomize_inputs",
     "parse_manifests",
     "render",
     "render_revision",
@@ -612,8 +614,9 @@ def render(
 
     `root` is the rendered directory (`spec.source.path`); by default the deepest directory
     holding all files. A kustomization file directly in `root` means `kubectl kustomize root`
-    (the other files may reach it, e.g. `../base`, so pass the whole repo with `root` for
-    overlays); otherwise every *.yaml, *.yml and *.json below `root`, recursively, sorted by
+    (the other files may reach it, e.g. `../base`, so pass what it references with `root` for
+    overlays), after every path it and its bases may load was checked to stay in the
+    repository and be in `files` (kustomize_inputs); otherwise every *.yaml, *.yml and *.json below `root`, recursively, sorted by
     path, skipping names that start with a dot. No namespace defaulting here (the engine's).
     An empty directory renders to []; duplicates and invalid documents raise RenderError.
     """
