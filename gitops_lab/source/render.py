@@ -616,9 +616,10 @@ def render(
     holding all files. A kustomization file directly in `root` means `kubectl kustomize root`
     (the other files may reach it, e.g. `../base`, so pass what it references with `root` for
     overlays), after every path it and its bases may load was checked to stay in the
-    repository and be in `files` (kustomize_inputs); otherwise every *.yaml, *.yml and *.json below `root`, recursively, sorted by
-    path, skipping names that start with a dot. No namespace defaulting here (the engine's).
-    An empty directory renders to []; duplicates and invalid documents raise RenderError.
+    repository and be in `files` (kustomize_inputs); otherwise every *.yaml, *.yml and
+    *.json below `root`, recursively, sorted by path, skipping names that start with a dot.
+    No namespace defaulting here (the engine's). An empty directory renders to [];
+    duplicates and invalid documents raise RenderError.
     """
     if root is None:
         root = _common_dir(list(files))
