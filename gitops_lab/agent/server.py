@@ -14,12 +14,43 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["MAX_BODY", "REQUEST_TIMEOUT", "AgentServer", "Metrics"]
+__all__ = ["MAX_BODY", "MAX_CONNECTIONS", "REQUEST_TIMEOUT", "AgentServer", "Metrics"]
 
 # The largest request body any endpoint reads (a Git push notification is a few KiB).
 MAX_BODY = 1024 * 1024
 # Seconds a client may take to send its request (headers and body); then the socket is closed.
 REQUEST_TIMEOUT = 10.0
+# Connections served at once; more are answered 503 and closed at once (no thread each).
+MAX_CONNECTIONS = 64
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    """A thread per connection, at most `max_connections` of them."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: Any, max_connections: int) -> None:
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(max_connections)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):
+                request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain"
+                                b"\r\nConnection: close\r\n\r\ntoo many connections\n")
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 class Metrics:
@@ -66,7 +97,8 @@ class AgentServer:
 
     Every request body is bounded: above MAX_BODY the answer is 413 without reading it; a
     missing, negative or non-numeric Content-Length (or chunked encoding) is refused with
-    411/400; a client that does not send its request within REQUEST_TIMEOUT is dropped.
+    411/400; a client that does not send its request within REQUEST_TIMEOUT is dropped; past
+    MAX_CONNECTIONS open connections, new ones get 503 at once.
     """
 
     def __init__(self, address: str, metrics: Metrics, healthy: Health,
@@ -171,8 +203,8 @@ class AgentServer:
 
             do_PATCH = do_DELETE = do_PUT
 
-        self.httpd = ThreadingHTTPServer((host or "127.0.0.1", int(port or 0)), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _BoundedServer((host or "127.0.0.1", int(port or 0)), Handler,
+                                    MAX_CONNECTIONS)
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="agent-http",
                                        daemon=True)
 

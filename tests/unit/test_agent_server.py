@@ -166,3 +166,30 @@ def test_healthz_names_the_reason_when_not_ready(server: AgentServer, hooks: Web
     assert body == "not ready: the API server rejects the agent's credentials (401 Unauthorized)\n"
     hooks.health = (True, "")
     assert raw(server, "GET /healthz HTTP/1.1\nHost: x\n") == (200, "ok\n")
+
+
+def test_connections_are_bounded(hooks: Webhooks, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gitops_lab.agent import server as server_module
+
+    monkeypatch.setattr(server_module, "MAX_CONNECTIONS", 3)
+    monkeypatch.setattr(server_module, "REQUEST_TIMEOUT", 2.0)
+    srv = AgentServer("127.0.0.1:0", Metrics(), lambda: True, hooks)
+    srv.start()
+    port = int(srv.url.rsplit(":", 1)[1])
+    stalled = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(3)]
+    try:
+        for sock in stalled:
+            sock.sendall(b"POST /webhook HTTP/1.1\r\nContent-Length: 10\r\n")  # never ends
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        assert raw(srv, "GET /healthz HTTP/1.1\nHost: x\n") == (503, "too many connections\n")
+        assert time.monotonic() - t0 < 1
+        # once the stalled ones are dropped (REQUEST_TIMEOUT), the server answers again
+        deadline = time.monotonic() + 10
+        while raw(srv, "GET /healthz HTTP/1.1\nHost: x\n")[0] != 200:
+            assert time.monotonic() < deadline, "slots were never freed"
+            time.sleep(0.2)
+    finally:
+        for sock in stalled:
+            sock.close()
+        srv.stop()
