@@ -32,6 +32,8 @@ _HEX = re.compile(r"^[0-9a-fA-F]{4,40}$")
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 # Where the remote's HEAD goes when it is detached (rare: a non-bare remote on a commit).
 _DETACHED_HEAD_REF = "refs/gitops-lab/HEAD"
+# What the mirror's HEAD names when the remote's HEAD names no commit (a ref never written).
+_NO_HEAD_REF = "refs/gitops-lab/no-remote-head"
 _REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
 # Never let git wait for a human: the agent runs unattended.
 _GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GCM_INTERACTIVE": "never"}
@@ -272,6 +274,8 @@ class RepoCache:
             _git(mirror, "symbolic-ref", "HEAD", head_ref)
         elif head_sha:
             _git(mirror, "symbolic-ref", "HEAD", _DETACHED_HEAD_REF)
+        else:  # the remote's HEAD resolves to nothing: do not keep following the old branch
+            _git(mirror, "symbolic-ref", "HEAD", _NO_HEAD_REF)
         self._remote_refs[url] = out
 
     def _ensure(self, url: str) -> Path:
@@ -358,6 +362,10 @@ class RepoCache:
                            "refs/heads", "refs/tags")
         if not heads.strip():
             return "the repository has no branches or tags yet (is it empty?)"
+        if target == _NO_HEAD_REF:
+            return (f"its HEAD names no existing branch (its default branch was deleted or "
+                    f"renamed; {cls._known_refs(mirror)}); set targetRevision to an existing "
+                    "branch, or point the remote's HEAD at one")
         if target.startswith("refs/heads/"):
             branch = target[len("refs/heads/"):]
             return (f"its HEAD names branch '{branch}', which does not exist "

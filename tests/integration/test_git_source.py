@@ -518,3 +518,23 @@ def test_head_naming_a_missing_branch_says_so(
     assert "branches: main" in message
     assert "empty" not in message
     assert cache.resolve(url, "main")  # the branch itself still resolves
+
+
+def test_head_moved_to_a_missing_branch_after_the_first_fetch_is_not_followed_stale(
+    server: GitServer, tmp_path: Path, cache: RepoCache
+) -> None:
+    url, _ = new_repo(server, tmp_path, BASE_FILES)
+    name = url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
+    bare = server.repo_path(name)
+    cache.fetch(url)
+    main = cache.resolve(url, "HEAD")
+    subprocess.run(["git", "-C", str(bare), "symbolic-ref", "HEAD", "refs/heads/gone"],
+                   check=True)
+    cache.fetch(url)
+    message = str(source_error(lambda: cache.resolve(url, "HEAD")))
+    assert "HEAD names no existing branch" in message and "branches: main" in message, message
+    assert cache.resolve(url, "main") == main
+    subprocess.run(["git", "-C", str(bare), "symbolic-ref", "HEAD", "refs/heads/main"],
+                   check=True)
+    cache.fetch(url)
+    assert cache.resolve(url, "HEAD") == main  # recovers when the remote is fixed
