@@ -12,6 +12,7 @@ from typing import Any
 
 from gitops_lab.apps import AppError, Apps, health_status, revision, sync_status
 from gitops_lab.cluster import ClusterError, resolve_kubeconfig
+from gitops_lab.install import InstallError
 from gitops_lab.kube import Kube, KubeError
 
 __all__ = ["register"]
@@ -34,7 +35,7 @@ def _guard(func: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
         try:
             return int(func(args))
-        except (AppError, ClusterError) as exc:
+        except (AppError, ClusterError, InstallError) as exc:
             return _fail(str(exc), "`gitops-lab doctor`")
         except KubeError as exc:
             return _fail(f"API server: {exc.message}",
@@ -56,30 +57,42 @@ def _agent_install(args: argparse.Namespace) -> int:
         print(f"building the agent image and loading it into kind cluster {args.cluster_name!r}",
               file=sys.stderr)
         done = deploy_agent(kube, KindCluster(args.cluster_name),
-                            lambda line: print(line, file=sys.stderr, flush=True))
+                            lambda line: print(line, file=sys.stderr, flush=True),
+                            namespace=args.namespace)
     else:
-        done = install(kube, mode)
+        done = install(kube, mode, namespace=args.namespace)
     for name in done:
         print(f"applied {name}")
-    if args.mode == "local":
-        print("agent RBAC installed; run it with `gitops-lab agent run` (it authenticates as "
-              "ServiceAccount gitops-lab/gitops-lab-agent)", file=sys.stderr)
+    if mode == "local":
+        flag = "" if args.namespace == "gitops-lab" else f" --namespace {args.namespace}"
+        print(f"agent RBAC installed; run it with `gitops-lab agent run{flag}` (it "
+              f"authenticates as ServiceAccount {args.namespace}/gitops-lab-agent)",
+              file=sys.stderr)
     return 0
 
 
 def _agent_run(args: argparse.Namespace) -> int:
+    import os
+
     from gitops_lab.agent.controller import Agent, AgentOptions
-    from gitops_lab.install import agent_token
+    from gitops_lab.install import InstallError, agent_token_source
+    from gitops_lab.source.render import ALLOW_REMOTE_BASES_ENV
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.allow_remote_bases:
+        os.environ[ALLOW_REMOTE_BASES_ENV] = "1"
     if args.in_cluster:
-        kube = Kube.in_cluster()
+        kube = Kube.in_cluster()  # the kubelet rotates the token file; the client re-reads it
     else:
         admin = _kube(args)
         kube = admin
         if not args.as_admin:
-            # local mode: act as the agent's ServiceAccount so RBAC is exercised for real
-            kube = admin.with_token(agent_token(admin, args.namespace), "gitops-lab-agent")
+            # local mode: act as the agent's ServiceAccount so RBAC is exercised for real;
+            # its token is renewed before it expires and re-requested when it is rejected
+            source = agent_token_source(admin, args.namespace, seconds=args.token_expiration)
+            if not source.token():
+                raise InstallError(source.error)
+            kube = admin.with_token_source(source, "gitops-lab-agent")
     options = AgentOptions(namespace=args.namespace, poll_interval=args.poll_interval,
                            alert_webhook=args.alert_webhook, http_address=args.http_address)
     agent = Agent(kube, options)
@@ -191,7 +204,18 @@ def _app_diff(args: argparse.Namespace) -> int:
     return 1 if changed or result.conditions else 0
 
 
-def _wait_and_show(apps: Apps, name: str, timeout: float) -> int:
+def _operation_failed(name: str, app: Obj) -> int:
+    """0 when the app's operationState Succeeded; else the one-line error, and 1."""
+    op = (app.get("status") or {}).get("operationState") or {}
+    if op.get("phase") == "Succeeded":
+        return 0
+    print(f"error: sync of {name} {str(op.get('phase') or 'failed').lower()}: "
+          f"{op.get('message') or 'no message'}; hint: `gitops-lab app get {name}` shows "
+          "its conditions, and the agent's events say more", file=sys.stderr)
+    return 1
+
+
+def _wait_and_show(apps: Apps, name: str, timeout: float, requested: Obj) -> int:
     spinner = "|/-\\"
     state = {"i": 0}
 
@@ -200,32 +224,30 @@ def _wait_and_show(apps: Apps, name: str, timeout: float) -> int:
         print(f"\r{spinner[state['i'] % 4]} waiting for the agent … {elapsed:4.1f} s",
               end="", file=sys.stderr, flush=True)
 
-    app = apps.wait_operation(name, timeout=timeout, progress=progress)
+    app = apps.wait_operation(name, requested, timeout=timeout, progress=progress)
     print("\r", end="", file=sys.stderr)
     _print_app(app)
-    op = (app.get("status") or {}).get("operationState") or {}
-    return 0 if op.get("phase") == "Succeeded" else 1
+    return _operation_failed(name, app)
 
 
 def _app_sync(args: argparse.Namespace) -> int:
     apps = Apps(_kube(args), args.namespace)
-    apps.sync(args.name, revision=args.revision, prune=args.prune)
-    return _wait_and_show(apps, args.name, args.timeout)
+    requested = apps.sync(args.name, revision=args.revision, prune=args.prune)
+    return _wait_and_show(apps, args.name, args.timeout, requested)
 
 
 def _app_rollback(args: argparse.Namespace) -> int:
     apps = Apps(_kube(args), args.namespace)
-    _, rev = apps.rollback(args.name, args.id)
+    requested, rev = apps.rollback(args.name, args.id)
     print(f"rolling back {args.name} to history id {args.id} ({_short(rev)}); automated sync "
           "will be turned off so the rollback sticks", file=sys.stderr)
-    app = apps.wait_operation(args.name, timeout=args.timeout)
+    app = apps.wait_operation(args.name, requested, timeout=args.timeout)
     # the agent then compares with targetRevision again: show that, not the rollback's compare
     with contextlib.suppress(AppError):
         app = apps.wait(args.name, lambda a: revision(a) != rev, timeout=5,
                         what="the comparison with the target revision")
     _print_app(app)
-    op = (app.get("status") or {}).get("operationState") or {}
-    if op.get("phase") != "Succeeded":
+    if _operation_failed(args.name, app):
         return 1
     target = ((app.get("spec") or {}).get("source") or {}).get("targetRevision", "HEAD")
     if revision(app) != rev:
@@ -281,6 +303,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--in-cluster", action="store_true", help="use the pod's ServiceAccount")
     p.add_argument("--as-admin", action="store_true",
                    help="use the kubeconfig's identity instead of the agent's ServiceAccount")
+    p.add_argument("--token-expiration", type=int, default=3600, metavar="SECONDS",
+                   help="lifetime of the agent's ServiceAccount token (TokenRequest, at least "
+                        "600); renewed at 80%% of it (default 3600)")
+    p.add_argument("--allow-remote-bases", action="store_true",
+                   help="let kustomizations load remote bases (URLs, github.com/…); off by "
+                        "default: rendering then fetches from the network")
     p.set_defaults(func=_guard(_agent_run))
 
     app = sub.add_parser("app", help="Argo CD's `argocd app` verbs")

@@ -6,17 +6,19 @@ Used by the CLI, the Lab facade and the widgets. It only writes the Application 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from gitops_lab.api.types import API_VERSION, GROUP, KIND, PLURAL, REFRESH_ANNOTATION, VERSION
 from gitops_lab.kube import Kube, KubeError, ResourceInfo
 
-__all__ = ["AppError", "Apps", "application"]
+__all__ = ["OPERATION_ID", "AppError", "Apps", "application", "operation_id"]
 
 Obj = dict[str, Any]
 APP_INFO = ResourceInfo(GROUP, VERSION, KIND, PLURAL, True)
 CLIENT_MANAGER = "gitops-lab-cli"
+OPERATION_ID = "operationId"  # the name of the id the CLI writes into operation.info
 
 
 class AppError(RuntimeError):
@@ -90,9 +92,15 @@ class Apps:
                                  content_type="application/merge-patch+json")
 
     def sync(self, name: str, revision: str | None = None, prune: bool = False) -> Obj:
-        """Ask for a sync (`operation.sync`); the agent runs it and clears `operation`."""
+        """Ask for a sync (`operation.sync`); the agent runs it and clears `operation`.
+
+        The operation carries a fresh `operationId` in `operation.info`; the agent copies the
+        operation into `status.operationState.operation`, so `wait_operation(name, app)` with
+        the returned Application waits for the state of *this* operation, never an older one.
+        """
         self.get(name)
-        op: Obj = {"initiatedBy": {"username": "gitops-lab-cli"}, "sync": {"prune": prune}}
+        op: Obj = {"initiatedBy": {"username": "gitops-lab-cli"}, "sync": {"prune": prune},
+                   "info": [{"name": OPERATION_ID, "value": uuid.uuid4().hex}]}
         if revision:
             op["sync"]["revision"] = revision
         return self._merge(name, {"operation": op})
@@ -155,15 +163,44 @@ class Apps:
                        f"(last seen: {seen}); hint: is the agent running? `gitops-lab app get "
                        f"{name}` and the agent's log show why")
 
-    def wait_operation(self, name: str, *, timeout: float = 60.0,
+    def wait_operation(self, name: str, requested: Mapping[str, Any] | None = None, *,
+                       timeout: float = 60.0,
                        progress: Callable[[Obj, float], None] | None = None) -> Obj:
-        """Wait until the agent has run and cleared `operation`."""
-        return self.wait(
-            name,
-            lambda a: not a.get("operation")
-            and bool(((a.get("status") or {}).get("operationState") or {}).get("finishedAt")),
-            timeout=timeout, what="the sync operation to finish", progress=progress,
-        )
+        """Wait until the agent has run and cleared `operation`.
+
+        With `requested` (the Application `sync`/`rollback` returned) only the operationState
+        of that operation counts: the one carrying its operationId (or, when the CRD is older
+        and dropped the id, one that started at or after the request). Without, any finished
+        operationState does.
+        """
+        op_id = operation_id((requested or {}).get("operation") or {})
+        asked_at = _patched_at(requested or {})
+
+        def done(app: Obj) -> bool:
+            state = (app.get("status") or {}).get("operationState") or {}
+            if app.get("operation") or not state.get("finishedAt"):
+                return False
+            if op_id:
+                return operation_id(state.get("operation") or {}) == op_id
+            return requested is None or str(state.get("startedAt") or "") >= asked_at
+
+        return self.wait(name, done, timeout=timeout, what="the sync operation to finish",
+                         progress=progress)
+
+
+def _patched_at(app: Mapping[str, Any]) -> str:
+    """When the API server last wrote `operation` (its managedFields time), RFC 3339."""
+    times = [str(f.get("time") or "") for f in (app.get("metadata") or {}).get("managedFields")
+             or [] if "f:operation" in (f.get("fieldsV1") or {})]
+    return max(times, default="")
+
+
+def operation_id(operation: Mapping[str, Any]) -> str:
+    """The operationId in an operation's `info` ("" when it has none)."""
+    for item in operation.get("info") or []:
+        if isinstance(item, Mapping) and item.get("name") == OPERATION_ID:
+            return str(item.get("value") or "")
+    return ""
 
 
 def sync_status(app: Mapping[str, Any]) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from kubernetes import config as k8s_config
 
 from gitops_lab.api.types import FIELD_MANAGER, ResourceKey
 
-__all__ = ["Kube", "KubeError", "ResourceInfo"]
+__all__ = ["Kube", "KubeError", "ResourceInfo", "TokenSource"]
 
 Obj = dict[str, Any]
 RETRIES = 5  # transient failures (connection reset, 429, 503): 50 ms … 1.6 s backoff
@@ -47,6 +47,67 @@ class KubeError(Exception):
     @property
     def gone(self) -> bool:
         return self.status == 410
+
+
+class TokenSource:
+    """A bearer token that renews itself: `fetch()` returns (token, lifetime in seconds).
+
+    A new token is fetched when `renew_fraction` of the lifetime has passed (kubelet renews
+    projected tokens at 80 %), and at once when the API server answers 401 (`rejected`), at
+    most once per `min_interval` seconds so a revoked identity cannot flood the API server.
+    A failed fetch keeps the old token and is retried later, backing off up to
+    `max_backoff` seconds between attempts; `error` says why it failed.
+    """
+
+    def __init__(self, fetch: Callable[[], tuple[str, float]], *, renew_fraction: float = 0.8,
+                 min_interval: float = 1.0, max_backoff: float = 10.0,
+                 what: str = "token") -> None:
+        self._fetch = fetch
+        self.renew_fraction = renew_fraction
+        self.min_interval = min_interval
+        self.max_backoff = max_backoff
+        self._wait = min_interval  # between fetches; doubles while they fail
+        self.what = what
+        self.error = ""
+        self.renewals = 0  # tokens fetched after the first
+        self._lock = threading.Lock()
+        self._token = ""
+        self._renew_at = 0.0
+        self._fetched_at = -1e9
+
+    def _renew(self) -> None:
+        """Fetch a new token now (lock held); on failure keep the old one, retry later."""
+        now = time.monotonic()
+        self._fetched_at = now
+        try:
+            token, lifetime = self._fetch()
+        except Exception as exc:  # any failure: report it, keep the old token
+            self.error = f"could not get a new {self.what}: {exc}"
+            self._wait = min(self._wait * 2, self.max_backoff)
+            self._renew_at = now + self._wait
+            return
+        if self._token:
+            self.renewals += 1
+        self._token, self.error, self._wait = token, "", self.min_interval
+        self._renew_at = now + max(lifetime * self.renew_fraction, self.min_interval)
+
+    def token(self) -> str:
+        """The current token; renewed first when it is due (one comparison otherwise)."""
+        if time.monotonic() >= self._renew_at:
+            with self._lock:
+                if time.monotonic() >= self._renew_at:
+                    self._renew()
+        return self._token
+
+    def rejected(self, token: str) -> bool:
+        """The API server refused `token` (401): get another; True when there is a new one."""
+        with self._lock:
+            if self._token != token:
+                return bool(self._token)  # another thread renewed it meanwhile
+            if time.monotonic() - self._fetched_at < self._wait:
+                return False
+            self._renew()
+            return self._token != token
 
 
 @dataclass(frozen=True)
@@ -94,6 +155,11 @@ class Kube:
         self._discovery: dict[tuple[str, str], ResourceInfo] = {}
         self._discovery_lock = threading.Lock()
         self._discovered_at = 0.0
+        self.token_source: TokenSource | None = None
+        # Whether the API server accepts us: "" = fine, else why not (401, unreachable).
+        # Set by every request's outcome; the agent's /healthz reports it.
+        self.problem = ""
+        self.last_ok = time.monotonic()
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -122,17 +188,45 @@ class Kube:
         configuration.api_key = {"authorization": f"Bearer {token}"}
         return Kube(configuration, user=user)
 
+    def with_token_source(self, source: TokenSource, user: str = "serviceaccount") -> Kube:
+        """Like `with_token`, with a token that renews itself and is re-requested on 401."""
+        kube = self.with_token(source.token(), user)
+        kube.token_source = source
+        if not source.token():
+            kube.problem = source.error
+        return kube
+
     # ---- raw requests --------------------------------------------------------------------
     def _headers(self, content_type: str | None) -> dict[str, str]:
         headers = {"Accept": "application/json", "User-Agent": "gitops-lab"}
         if content_type:
             headers["Content-Type"] = content_type
+        if self.token_source is not None:
+            headers["Authorization"] = f"Bearer {self.token_source.token()}"
+            return headers
         # kubeconfig tokens are stored as "authorization"; the in-cluster loader (which also
         # re-reads the projected token as it rotates) stores "BearerToken"
         token = self._configuration.get_api_key_with_prefix("authorization", alias="BearerToken")
         if token:
             headers["Authorization"] = token
         return headers
+
+    def _retry_auth(self, headers: Mapping[str, str]) -> bool:
+        """After a 401: True when a new token is there to retry with."""
+        if self.token_source is None:
+            return False
+        used = headers.get("Authorization", "").removeprefix("Bearer ")
+        return self.token_source.rejected(used)
+
+    def _note_outcome(self, status: int) -> None:
+        if status == 401:
+            why = f"; {self.token_source.error}" if self.token_source and \
+                self.token_source.error else ""
+            self.problem = (f"the API server {self.host} rejects the credentials of "
+                            f"{self.user or 'this client'} (401 Unauthorized){why}")
+        else:
+            self.problem = ""
+            self.last_ok = time.monotonic()
 
     def request(
         self,
@@ -143,34 +237,43 @@ class Kube:
         body: Any = None,
         content_type: str = "application/json",
         timeout: float = 30.0,
+        retries: int = RETRIES,
     ) -> Obj:
         url = self.host + path
         if query:
             url += "?" + urlencode({k: v for k, v in query.items() if v is not None})
         data = None if body is None else json.dumps(body).encode()
         delay = 0.05
-        for attempt in range(RETRIES + 1):
+        reauthed = False
+        for attempt in range(retries + 1):
+            headers = self._headers(content_type if data is not None else None)
             try:
                 resp = self._pool.request(
                     method,
                     url,
                     body=data,
-                    headers=self._headers(content_type if data is not None else None),
+                    headers=headers,
                     timeout=urllib3.Timeout(connect=5.0, read=timeout),
                     preload_content=True,
                 )
             except urllib3.exceptions.HTTPError as exc:
-                if attempt < RETRIES:
+                if attempt < retries:
                     time.sleep(delay)
                     delay *= 2
                     continue
+                self.problem = f"cannot reach the API server {self.host}: {exc}"
                 raise KubeError(0, "Unreachable", f"{method} {path}: {exc}") from exc
             # 429 (priority and fairness) and 503 (e.g. a CRD's storage initialising) pass
-            if resp.status in (429, 503) and attempt < RETRIES:
+            if resp.status in (429, 503) and attempt < retries:
                 time.sleep(delay)
                 delay *= 2
                 continue
+            # 401: the token expired or was revoked; ask for a new one, once
+            if resp.status == 401 and not reauthed and self._retry_auth(headers):
+                reauthed = True
+                continue
             break
+        self._note_outcome(resp.status)
         payload: Obj = {}
         if resp.data:
             try:
@@ -198,17 +301,20 @@ class Kube:
             **query,
         }
         url = self.host + path + "?" + urlencode(params)
+        headers = self._headers(None)
         try:
             resp = self._pool.request(
                 "GET",
                 url,
-                headers=self._headers(None),
+                headers=headers,
                 timeout=urllib3.Timeout(connect=5.0, read=timeout_seconds + 30),
                 preload_content=False,
             )
         except urllib3.exceptions.HTTPError as exc:
             raise KubeError(0, "Unreachable", f"watch {path}: {exc}") from exc
         try:
+            if resp.status == 401:
+                self._retry_auth(headers)  # the watch loop retries with the new token
             if resp.status >= 400:
                 body = resp.read()
                 msg = json.loads(body).get("message", "") if body else ""

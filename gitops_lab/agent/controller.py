@@ -40,6 +40,8 @@ log = logging.getLogger("gitops_lab.agent")
 AppKey = tuple[str, str]  # (namespace, name)
 
 APP_INFO = ResourceInfo(GROUP, VERSION, "Application", PLURAL, True, ("list", "watch"))
+HEALTH_PROBE_AFTER = 10.0  # seconds without a successful API call before /healthz checks
+HEALTH_PROBE_EVERY = 2.0  # at most one such check per this many seconds
 
 
 @dataclass
@@ -139,6 +141,9 @@ class Agent:
                                     namespace=self.options.namespace)
         self.server: AgentServer | None = None
         self.started_at = 0.0
+        self._probe_lock = threading.Lock()
+        self._probed_at = -1e9
+        self._probe_error = ""
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def start(self) -> Agent:
@@ -184,8 +189,43 @@ class Agent:
             pass
         self.stop()
 
-    def healthy(self) -> bool:
-        return self._app_watch.synced.is_set() and not self._stop.is_set()
+    def healthy(self) -> tuple[bool, str]:
+        """(ready, why not) for /healthz: listening to its Applications, and the API server
+        accepting its calls. Not ready while calls fail with 401 or cannot connect (after one
+        fresh call, which also re-requests a rejected token): the reason names the cause."""
+        if self._stop.is_set():
+            return False, "stopping"
+        if not self._app_watch.synced.is_set():
+            error = self._app_watch.error
+            return False, (f"Applications in {self.options.namespace} not listed yet"
+                           + (f": {error}" if error else ""))
+        problem = self._api_problem()
+        return (not problem), problem
+
+    def _api_problem(self) -> str:
+        """Why the API server does not serve the agent ("" = it does). When the last call
+        failed, or none succeeded for HEALTH_PROBE_AFTER seconds, one cheap call (at most
+        every HEALTH_PROBE_EVERY seconds, however often /healthz is asked) finds out now."""
+        now_ = time.monotonic()
+        kube = self.kube
+        if not kube.problem and now_ - kube.last_ok < HEALTH_PROBE_AFTER:
+            return ""
+        # one probe at a time; a concurrent /healthz answers with what is known
+        if self._probe_lock.acquire(blocking=False):
+            try:
+                if now_ - self._probed_at >= HEALTH_PROBE_EVERY:
+                    self._probed_at = now_
+                    try:
+                        kube.request("GET", APP_INFO.path(self.options.namespace),
+                                     query={"limit": 1}, timeout=3, retries=0)
+                        self._probe_error = ""
+                    except KubeError as exc:
+                        self._probe_error = "" if exc.status in (0, 401) else (
+                            f"cannot list Applications in {self.options.namespace}: "
+                            f"{exc.message}")
+            finally:
+                self._probe_lock.release()
+        return kube.problem or self._probe_error
 
     def wait_ready(self, timeout: float = 30.0) -> bool:
         return self._app_watch.synced.wait(timeout)

@@ -4,7 +4,9 @@ Started by agent/controller.py on loopback (local mode) or :8080 in the cluster.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,7 +14,43 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["AgentServer", "Metrics"]
+__all__ = ["MAX_BODY", "MAX_CONNECTIONS", "REQUEST_TIMEOUT", "AgentServer", "Metrics"]
+
+# The largest request body any endpoint reads (a Git push notification is a few KiB).
+MAX_BODY = 1024 * 1024
+# Seconds a client may take to send its request (headers and body); then the socket is closed.
+REQUEST_TIMEOUT = 10.0
+# Connections served at once; more are answered 503 and closed at once (no thread each).
+MAX_CONNECTIONS = 64
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    """A thread per connection, at most `max_connections` of them."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: Any, max_connections: int) -> None:
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(max_connections)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):
+                request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain"
+                                b"\r\nConnection: close\r\n\r\ntoo many connections\n")
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 class Metrics:
@@ -47,13 +85,31 @@ class Metrics:
         return bytes(generate_latest(self.registry))
 
 
+Health = Callable[[], "bool | tuple[bool, str]"]
+
+
+def _health(result: bool | tuple[bool, str]) -> tuple[bool, str]:
+    return (result, "") if isinstance(result, bool) else (bool(result[0]), str(result[1]))
+
+
 class AgentServer:
-    def __init__(self, address: str, metrics: Metrics, healthy: Callable[[], bool],
-                 on_webhook: Callable[[dict[str, Any]], int]) -> None:
+    """/healthz (503 with the reason when unhealthy), /metrics and POST /webhook.
+
+    Every request body is bounded: above MAX_BODY the answer is 413 without reading it; a
+    missing, negative or non-numeric Content-Length (or chunked encoding) is refused with
+    411/400; a client that does not send its request within REQUEST_TIMEOUT is dropped; past
+    MAX_CONNECTIONS open connections, new ones get 503 at once.
+    """
+
+    def __init__(self, address: str, metrics: Metrics, healthy: Health,
+                 on_webhook: Callable[[dict[str, Any]], int], *,
+                 max_body: int = MAX_BODY) -> None:
         host, _, port = address.rpartition(":")
         metrics_ref, healthy_ref, webhook_ref = metrics, healthy, on_webhook
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = REQUEST_TIMEOUT  # socket timeout: a slow or stalled client is dropped
+
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
@@ -61,33 +117,94 @@ class AgentServer:
                 self.send_response(code)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
+                if self.close_connection:
+                    self.send_header("Connection", "close")
                 self.end_headers()
                 self.wfile.write(body)
 
+            def _refuse(self, code: int, message: str) -> None:
+                # The body is not read. Answer, stop writing, then discard at most `max_body`
+                # bytes for a moment, so the client reads the answer instead of a reset.
+                self.close_connection = True
+                self._send(code, message.encode() + b"\n")
+                with contextlib.suppress(OSError):
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_WR)
+                    self.connection.settimeout(1.0)
+                    left = max_body
+                    while left > 0 and (chunk := self.connection.recv(min(left, 65536))):
+                        left -= len(chunk)
+
+            def _body(self) -> bytes | None:
+                """The request body, at most `max_body` bytes; None when refused (answered)."""
+                if self.headers.get("Transfer-Encoding"):
+                    self._refuse(411, "chunked bodies are not accepted; send Content-Length")
+                    return None
+                raw = self.headers.get_all("Content-Length") or []
+                if not raw:
+                    if self.command in ("POST", "PUT", "PATCH"):
+                        self._refuse(411, "Content-Length is required")
+                        return None
+                    return b""
+                if len(set(raw)) > 1:
+                    self._refuse(400, "conflicting Content-Length headers")
+                    return None
+                text = raw[0].strip()
+                if not text.isdigit():
+                    self._refuse(400, f"invalid Content-Length {text[:32]!r}")
+                    return None
+                if len(text) > 12 or int(text) > max_body:
+                    self._refuse(413, f"request body of {text[:32]} bytes is larger than the "
+                                      f"limit of {max_body} bytes")
+                    return None
+                length = int(text)
+                try:
+                    data = self.rfile.read(length) if length else b""
+                except OSError:  # includes the REQUEST_TIMEOUT of a stalled client
+                    self.close_connection = True
+                    with contextlib.suppress(OSError):
+                        self._send(408, b"request body not received in time\n")
+                    return None
+                if len(data) != length:
+                    self._refuse(400, "request body shorter than its Content-Length")
+                    return None
+                return data
+
             def do_GET(self) -> None:
+                if self._body() is None:
+                    return
                 if self.path == "/healthz":
-                    ok = healthy_ref()
-                    self._send(200 if ok else 503, b"ok\n" if ok else b"not ready\n")
+                    ok, reason = _health(healthy_ref())
+                    text = "ok" if ok else f"not ready: {reason or 'starting'}"
+                    self._send(200 if ok else 503, text.encode() + b"\n")
                 elif self.path == "/metrics":
                     self._send(200, metrics_ref.render(), "text/plain; version=0.0.4")
                 else:
                     self._send(404, b"not found\n")
 
             def do_POST(self) -> None:
+                body = self._body()
+                if body is None:
+                    return
                 if self.path != "/webhook":
                     self._send(404, b"not found\n")
                     return
-                length = int(self.headers.get("Content-Length") or 0)
                 try:
-                    payload = json.loads(self.rfile.read(length) or b"{}")
+                    payload = json.loads(body or b"{}")
                 except ValueError:
                     self._send(400, b"body must be JSON\n")
                     return
                 count = webhook_ref(payload if isinstance(payload, dict) else {})
                 self._send(200, json.dumps({"refreshed": count}).encode(), "application/json")
 
-        self.httpd = ThreadingHTTPServer((host or "127.0.0.1", int(port or 0)), Handler)
-        self.httpd.daemon_threads = True
+            def do_PUT(self) -> None:
+                if self._body() is not None:
+                    self._send(405, b"method not allowed\n")
+
+            do_PATCH = do_DELETE = do_PUT
+
+        self.httpd = _BoundedServer((host or "127.0.0.1", int(port or 0)), Handler,
+                                    MAX_CONNECTIONS)
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="agent-http",
                                        daemon=True)
 

@@ -105,6 +105,21 @@ def build_status(
                                "targetRevision": spec.target_revision},
                 })
                 history = history[-spec.history_limit:]
+    elif operation is not None:
+        # The operation never reached the sync (bad revision, render error, invalid spec):
+        # record that, for *this* operation, so no one reads the previous state as its result.
+        # syncResult stays that of the last sync that ran (the last synced revision).
+        causes = "; ".join(f"{c.type}: {c.message}" for c in result.conditions)
+        status["operationState"] = {
+            "phase": "Error",
+            "message": f"not synced: {causes or 'the comparison failed'}",
+            "startedAt": started_at,
+            "finishedAt": stamp,
+            "operation": dict(operation),
+        }
+        last = (prev.get("operationState") or {}).get("syncResult")
+        if last:
+            status["operationState"]["syncResult"] = last
     elif prev.get("operationState"):
         status["operationState"] = prev["operationState"]
     if history:

@@ -4,6 +4,7 @@ Used by engine/sync.py; normalisers remove what the API server owns so defaults 
 
 from __future__ import annotations
 
+import base64
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,7 +14,8 @@ import yaml
 
 from gitops_lab.api.types import ResourceKey, SyncStatus
 
-__all__ = ["ResourceDiff", "compare", "normalize", "unified_diff"]
+__all__ = ["SECRET_MASK", "ResourceDiff", "compare", "hide_secret_data", "normalize",
+           "unified_diff"]
 
 Obj = dict[str, Any]
 
@@ -50,8 +52,46 @@ def normalize(obj: Mapping[str, Any] | None) -> Obj | None:
     return out
 
 
+SECRET_MASK = "++++++++"
+
+
+def _secret_bytes(field: str, value: Any) -> str:
+    """One Secret value as the API server stores it (data: base64; stringData: encoded)."""
+    if field == "stringData" and isinstance(value, str):
+        return base64.b64encode(value.encode()).decode()
+    return repr(value) if not isinstance(value, str) else value
+
+
+def hide_secret_data(*objs: Mapping[str, Any] | None) -> list[Obj | None]:
+    """Copies of Secrets with every `data`/`stringData` value replaced by a mask (Argo CD's
+    HideSecretData): per key, the first distinct value is `++++++++`, the next `+++++++++`
+    and so on, so an unchanged value masks the same on both sides and a changed one shows as
+    a change, without either value appearing. Non-Secrets pass through unchanged."""
+    masks: dict[str, dict[str, str]] = {}
+    out: list[Obj | None] = []
+    for obj in objs:
+        if obj is None or obj.get("kind") != "Secret" or "/" in str(obj.get("apiVersion", "v1")):
+            out.append(None if obj is None else dict(obj))
+            continue
+        copy = dict(obj)
+        for part in ("data", "stringData"):
+            values = obj.get(part)
+            if not isinstance(values, Mapping):
+                continue
+            hidden = {}
+            for key, value in values.items():
+                seen = masks.setdefault(str(key), {})
+                ident = _secret_bytes(part, value)
+                hidden[key] = seen.setdefault(ident, SECRET_MASK + "+" * len(seen))
+            copy[part] = hidden
+        out.append(copy)
+    return out
+
+
 def unified_diff(live: Obj | None, desired: Obj | None, name: str = "") -> str:
-    """A coloured-diff-ready unified diff of two normalised objects, as YAML."""
+    """A coloured-diff-ready unified diff of two normalised objects, as YAML; Secret values
+    are masked (hide_secret_data), in every diff the project shows."""
+    live, desired = hide_secret_data(live, desired)
     a = yaml.safe_dump(live, sort_keys=True).splitlines() if live else []
     b = yaml.safe_dump(desired, sort_keys=True).splitlines() if desired else []
     return "\n".join(

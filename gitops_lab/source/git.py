@@ -32,6 +32,8 @@ _HEX = re.compile(r"^[0-9a-fA-F]{4,40}$")
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 # Where the remote's HEAD goes when it is detached (rare: a non-bare remote on a commit).
 _DETACHED_HEAD_REF = "refs/gitops-lab/HEAD"
+# What the mirror's HEAD names when the remote's HEAD names no commit (a ref never written).
+_NO_HEAD_REF = "refs/gitops-lab/no-remote-head"
 _REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
 # Never let git wait for a human: the agent runs unattended.
 _GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GCM_INTERACTIVE": "never"}
@@ -272,6 +274,8 @@ class RepoCache:
             _git(mirror, "symbolic-ref", "HEAD", head_ref)
         elif head_sha:
             _git(mirror, "symbolic-ref", "HEAD", _DETACHED_HEAD_REF)
+        else:  # the remote's HEAD resolves to nothing: do not keep following the old branch
+            _git(mirror, "symbolic-ref", "HEAD", _NO_HEAD_REF)
         self._remote_refs[url] = out
 
     def _ensure(self, url: str) -> Path:
@@ -307,8 +311,7 @@ class RepoCache:
             sha, err = self._rev_parse(mirror, "HEAD^{commit}")
             if sha is None:
                 raise SourceError(
-                    f"revision 'HEAD' not found in {_redact(url)}: the repository has no "
-                    "default branch yet (is it empty?)",
+                    f"revision 'HEAD' not found in {_redact(url)}: {self._head_problem(mirror)}",
                     url=url,
                     revision=revision,
                 )
@@ -349,6 +352,26 @@ class RepoCache:
         if status == 0 and _FULL_SHA.match(sha):
             return sha, err
         return None, err
+
+    @classmethod
+    def _head_problem(cls, mirror: Path) -> str:
+        """Why HEAD names no commit: an empty repo, or HEAD naming a branch that is missing."""
+        _, target, _ = _git(mirror, "symbolic-ref", "--quiet", "HEAD")
+        target = target.strip()
+        _, heads, _ = _git(mirror, "for-each-ref", "--count=1", "--format=%(refname)",
+                           "refs/heads", "refs/tags")
+        if not heads.strip():
+            return "the repository has no branches or tags yet (is it empty?)"
+        if target == _NO_HEAD_REF:
+            return (f"its HEAD names no existing branch (its default branch was deleted or "
+                    f"renamed; {cls._known_refs(mirror)}); set targetRevision to an existing "
+                    "branch, or point the remote's HEAD at one")
+        if target.startswith("refs/heads/"):
+            branch = target[len("refs/heads/"):]
+            return (f"its HEAD names branch '{branch}', which does not exist "
+                    f"({cls._known_refs(mirror)}); set targetRevision to an existing branch, "
+                    "or point the remote's HEAD at one")
+        return f"its HEAD names no commit ({cls._known_refs(mirror)})"
 
     @staticmethod
     def _known_refs(mirror: Path, limit: int = 8) -> str:
@@ -392,6 +415,23 @@ class RepoCache:
                 )
             reader.walk(obj, real, rel, (real,))
             return dict(sorted(reader.files.items()))
+
+    def read_path(self, url: str, sha: str, path: str) -> dict[str, bytes]:
+        """Like `read_tree`, but `path` may also name one file: then {path: its content}.
+
+        What a kustomization references (a base directory, a patch file) is read this way,
+        so that only the files an app's render can load are read and judged.
+        """
+        url = _check_url(url)
+        rel = _normalize_path(url, path)
+        with self._repo(url) as repo:
+            commit = self._commit(repo, url, sha)
+            reader = _TreeReader(commit.tree, url, commit.hexsha)
+            _, obj = reader.lookup(rel, requested=path)
+            if isinstance(obj, Blob) and rel:
+                reader._add(rel, obj)
+                return reader.files
+        return self.read_tree(url, sha, path)
 
     def _commit(self, repo: git.Repo, url: str, sha: str) -> Commit:
         rev = (sha or "").strip()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -174,7 +175,8 @@ def test_rollback_by_history_id_with_the_cli(lab_app: LabApp, admin: Kube, lab_c
     lab_app.wait(synced_healthy(first), "the first sync")
     second = lab_app.commit({"app/cm.yaml": configmap("settings", color="red")}, message="red")
     lab_app.wait(synced_healthy(second), "the second commit")
-    env = {"KUBECONFIG": str(lab_cluster.kubeconfig), "PATH": "/usr/bin:/bin"}
+    env = {"KUBECONFIG": str(lab_cluster.kubeconfig), "PATH": "/usr/bin:/bin",
+           "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
     out = subprocess.run([sys.executable, "-m", "gitops_lab", "app", "history", lab_app.name],
                          capture_output=True, text=True, env=env, check=False)
     assert out.returncode == 0, out.stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -345,6 +346,76 @@ def test_render_revision_lets_an_overlay_reach_its_base(
     assert m.path == "envs/prod/kustomization.yaml"
 
 
+def test_kustomize_cannot_reach_a_host_directory_outside_the_checkout(
+    server: GitServer, tmp_path: Path, cache: RepoCache
+) -> None:
+    """Issue 13 item 1: a `../` climb out of the repo to a host kustomization is refused."""
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "kustomization.yaml").write_text(
+        "configMapGenerator:\n- name: stolen\n  files: [secret.txt]\n")
+    (host / "secret.txt").write_text("HOST-ONLY-CONTENT\n")
+    climb = "../" * 40 + str(host).lstrip("/")
+    url, wc = new_repo(server, tmp_path, {
+        "apps/evil/kustomization.yaml": f"resources:\n- cm.yaml\n- {climb}\n",
+        "apps/evil/cm.yaml": CM.format(name="evil", v=1),
+        "apps/abs/kustomization.yaml": f"resources:\n- {host}\n",
+    })
+    cache.fetch(url)
+    with pytest.raises(RenderError) as info:
+        render_revision(cache, url, wc.head, "apps/evil")
+    message = str(info.value)
+    assert message.startswith(f"apps/evil/kustomization.yaml: resources entry '{climb}' leaves "
+                              "the repository"), message
+    assert "HOST-ONLY-CONTENT" not in message
+    with pytest.raises(RenderError, match=r"^apps/abs/kustomization\.yaml: resources entry "
+                                          r"'/.*' is an absolute path"):
+        render_revision(cache, url, wc.head, "apps/abs")
+
+
+@pytest.mark.skipif(find_kubectl() is None, reason="no kubectl found (lab bin dir or PATH)")
+def test_a_bad_symlink_breaks_only_the_app_that_loads_it(
+    server: GitServer, tmp_path: Path, cache: RepoCache
+) -> None:
+    """Issue 13 item 10: symlinks are judged per app, on the files its render can load."""
+    url, wc = new_repo(server, tmp_path, {
+        "base/kustomization.yaml": "resources:\n- cm.yaml\n",
+        "base/cm.yaml": CM.format(name="settings", v=1),
+        "base/unused/notes.txt": "not loaded by anything\n",
+        "envs/prod/kustomization.yaml": "resources:\n- ../../base\n- extra.yaml\n"
+                                        "namespace: prod\n",
+        "envs/prod/extra.yaml": CM.format(name="extra", v=1),
+        "envs/bad/kustomization.yaml": "resources:\n- ../../base\n- evil.yaml\n",
+        "other/plain.yaml": CM.format(name="plain", v=1),
+    })
+    wc.symlink("other/evil.yaml", "/etc/passwd")  # an absolute link elsewhere in the repo
+    wc.symlink("junk/dangling.yaml", "nothing.yaml")  # and a dangling one
+    wc.symlink("envs/bad/evil.yaml", "../../../etc/passwd")  # this one an app does load
+    sha = wc.commit("bad links elsewhere")
+    wc.push()
+    cache.fetch(url)
+    out = render_revision(cache, url, sha, "envs/prod")
+    assert sorted((m.key.namespace, m.key.name) for m in out) == [
+        ("prod", "extra"), ("prod", "settings")]
+    with pytest.raises(RenderError, match=r"symlink 'envs/bad/evil\.yaml'.*escapes"):
+        render_revision(cache, url, sha, "envs/bad")
+    with pytest.raises(RenderError, match=r"symlink 'other/evil\.yaml'.*escapes"):
+        render_revision(cache, url, sha, "other")
+
+
+def test_a_base_missing_from_the_commit_names_the_entry(
+    server: GitServer, tmp_path: Path, cache: RepoCache
+) -> None:
+    url, wc = new_repo(server, tmp_path, {
+        "envs/prod/kustomization.yaml": "resources:\n- ../../base\n",
+    })
+    cache.fetch(url)
+    with pytest.raises(RenderError) as info:
+        render_revision(cache, url, wc.head, "envs/prod")
+    assert str(info.value).startswith(
+        "envs/prod/kustomization.yaml: resources entry '../../base': path 'base' not found at ")
+
+
 # -- sharing ---------------------------------------------------------------------------------
 
 
@@ -430,3 +501,40 @@ def test_empty_repository_has_no_head(server: GitServer, tmp_path: Path, cache: 
     wc.push()
     cache.fetch(url)
     assert cache.resolve(url, "HEAD") == sha == cache.resolve(url, "main")
+
+
+def test_head_naming_a_missing_branch_says_so(
+    server: GitServer, tmp_path: Path, cache: RepoCache
+) -> None:
+    """Not "is it empty?": the repo has commits, but its HEAD names a branch that is gone."""
+    url, _ = new_repo(server, tmp_path, BASE_FILES)
+    name = url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
+    bare = server.repo_path(name)
+    subprocess.run(["git", "-C", str(bare), "symbolic-ref", "HEAD", "refs/heads/gone"],
+                   check=True)
+    cache.fetch(url)
+    message = str(source_error(lambda: cache.resolve(url, "HEAD")))
+    assert "HEAD names branch 'gone', which does not exist" in message, message
+    assert "branches: main" in message
+    assert "empty" not in message
+    assert cache.resolve(url, "main")  # the branch itself still resolves
+
+
+def test_head_moved_to_a_missing_branch_after_the_first_fetch_is_not_followed_stale(
+    server: GitServer, tmp_path: Path, cache: RepoCache
+) -> None:
+    url, _ = new_repo(server, tmp_path, BASE_FILES)
+    name = url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
+    bare = server.repo_path(name)
+    cache.fetch(url)
+    main = cache.resolve(url, "HEAD")
+    subprocess.run(["git", "-C", str(bare), "symbolic-ref", "HEAD", "refs/heads/gone"],
+                   check=True)
+    cache.fetch(url)
+    message = str(source_error(lambda: cache.resolve(url, "HEAD")))
+    assert "HEAD names no existing branch" in message and "branches: main" in message, message
+    assert cache.resolve(url, "main") == main
+    subprocess.run(["git", "-C", str(bare), "symbolic-ref", "HEAD", "refs/heads/main"],
+                   check=True)
+    cache.fetch(url)
+    assert cache.resolve(url, "HEAD") == main  # recovers when the remote is fixed

@@ -181,3 +181,52 @@ def test_workqueue_delay() -> None:
     t.join()
     assert got[0] == (("ns", "a"), False)
     assert time.monotonic() - start >= 0.18
+
+
+def test_secret_values_are_masked_in_diffs_but_changes_still_show() -> None:
+    import base64
+
+    from gitops_lab.engine.diff import SECRET_MASK, hide_secret_data
+
+    def b64(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
+
+    live = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "s"},
+            "data": {"password": b64("live-pass"), "user": b64("admin")}}
+    desired = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "s"},
+               "data": {"password": b64("git-pass"), "user": b64("admin")},
+               "stringData": {"token": "plain-token"}}
+    diff = compare(ResourceKey.from_object(live), desired, live)
+    text = diff.text
+    for secret in ("live-pass", "git-pass", "admin", "plain-token"):
+        assert secret not in text and b64(secret) not in text, text
+    assert f"-  password: {SECRET_MASK}\n" in text  # live: first value of the key
+    assert f"+  password: {SECRET_MASK}+\n" in text  # git: another value, another mask
+    assert "user:" in text and "-  user" not in text and "+  user" not in text  # unchanged
+    assert diff.message == "differs at data.password, stringData"  # paths, never values
+    # the same value as stringData (Git) and base64 data (live) masks the same
+    same = hide_secret_data({**live, "data": {"k": b64("v")}},
+                            {**desired, "data": {}, "stringData": {"k": "v"}})
+    assert same[0] and same[1]
+    assert same[0]["data"]["k"] == same[1]["stringData"]["k"] == SECRET_MASK
+    # other kinds, and Secrets of other groups, are left alone
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}}
+    assert hide_secret_data(cm) == [cm]
+    assert live["data"]["password"] == b64("live-pass")  # the inputs are not changed
+
+
+def test_an_operation_that_never_reached_the_sync_gets_its_own_error_state() -> None:
+    from gitops_lab.engine.sync import Condition
+
+    synced = build_status({}, _result("a" * 40, ChangeSet()), started_at="t0")
+    op = {"sync": {"revision": "f" * 40}, "info": [{"name": "operationId", "value": "op-2"}]}
+    bad = ReconcileResult(None)
+    bad.conditions.append(Condition("SourceError", "revision 'fff' not found in git://x"))
+    status = build_status(synced, bad, started_at="t1", operation=op)
+    state = status["operationState"]
+    assert state["phase"] == "Error"
+    assert state["message"] == "not synced: SourceError: revision 'fff' not found in git://x"
+    assert state["startedAt"] == "t1" and state["operation"] == op
+    # the last sync that ran is still the last synced revision
+    assert state["syncResult"] == synced["operationState"]["syncResult"]
+    assert status_changed(synced, status)

@@ -8,6 +8,7 @@ import importlib
 import json
 import time
 import tracemalloc
+from pathlib import Path
 
 import pytest
 
@@ -398,8 +399,148 @@ def test_kustomize_overlay_renders_through_kubectl() -> None:
     _KUBECTL is None, reason="no kubectl found (lab bin dir or PATH); kustomize untested"
 )
 def test_kustomize_failure_carries_its_stderr() -> None:
-    files = {"app/kustomization.yaml": b"resources:\n- missing.yaml\n"}
+    files = {"app/kustomization.yaml": b"resources:\n- cm.yaml\nnoSuchField: 1\n",
+             "app/cm.yaml": cm("a").encode()}
     with pytest.raises(RenderError, match="kustomize build failed") as info:
         render(files, root="app")
-    assert "missing.yaml" in str(info.value)
+    assert "noSuchField" in str(info.value)
     assert "gitops-lab-kustomize" not in str(info.value)  # temp dir hidden from the learner
+
+
+# -- kustomize stays in the repository (issue 13, item 1) -----------------------------------
+
+
+@pytest.fixture
+def host_kustomization(tmp_path: Path) -> str:
+    """A directory outside any repository holding a kustomization that reads a host file."""
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "kustomization.yaml").write_text(
+        "configMapGenerator:\n- name: stolen\n  files: [secret.txt]\n")
+    (host / "secret.txt").write_text("HOST-SECRET-CONTENT\n")
+    (host / "cm.yaml").write_text(cm("host-cm", v="HOST-SECRET-CONTENT"))
+    return str(host)
+
+
+def _climb(host: str) -> str:
+    """A relative path from any directory up to `/` and down to `host`."""
+    return "../" * 40 + host.lstrip("/")
+
+
+@pytest.mark.parametrize(
+    ("field", "kustomization"),
+    [
+        ("resources", "resources:\n- {up}\n"),
+        ("resources", "resources:\n- {abs}\n"),
+        ("bases", "bases:\n- {up}\n"),
+        ("components", "components:\n- {up}\n"),
+        ("crds", "crds:\n- {up}/cm.yaml\n"),
+        ("patches.path", "patches:\n- path: {up}/cm.yaml\n"),
+        ("patchesStrategicMerge", "patchesStrategicMerge:\n- {up}/cm.yaml\n"),
+        ("patchesJson6902.path",
+         "patchesJson6902:\n- target: {{kind: ConfigMap, name: a, version: v1}}\n"
+         "  path: {up}/cm.yaml\n"),
+        ("configMapGenerator.files",
+         "configMapGenerator:\n- name: x\n  files: [key={up}/secret.txt]\n"),
+        ("secretGenerator.envs", "secretGenerator:\n- name: x\n  envs: [{up}/secret.txt]\n"),
+        ("configMapGenerator.env", "configMapGenerator:\n- name: x\n  env: {up}/secret.txt\n"),
+        ("replacements.path", "replacements:\n- path: {up}/cm.yaml\n"),
+        ("helmGlobals.chartHome", "helmGlobals:\n  chartHome: {up}\n"),
+        ("helmCharts.valuesFile",
+         "helmCharts:\n- name: x\n  valuesFile: {up}/cm.yaml\n"),
+        ("transformers", "transformers:\n- {up}\n"),
+    ],
+)
+def test_every_kustomize_path_that_leaves_the_repo_is_refused_before_rendering(
+    host_kustomization: str, field: str, kustomization: str
+) -> None:
+    text = kustomization.format(up=_climb(host_kustomization), abs=host_kustomization)
+    files = {"apps/a/kustomization.yaml": text.encode(), "apps/a/cm.yaml": cm("a").encode()}
+    with pytest.raises(RenderError) as info:
+        render(files, root="apps/a")
+    message = str(info.value)
+    assert message.startswith(f"apps/a/kustomization.yaml: {field} entry '"), message
+    assert "leaves the repository" in message or "absolute path" in message, message
+    assert "kustomize build failed" not in message  # refused before kustomize ran
+    assert info.value.path == "apps/a/kustomization.yaml"
+    assert "HOST-SECRET-CONTENT" not in message
+
+
+def test_a_base_that_climbs_out_is_refused_too(host_kustomization: str) -> None:
+    files = {
+        "overlays/prod/kustomization.yaml": b"resources:\n- ../../base\n",
+        "base/kustomization.yaml": f"resources:\n- {_climb(host_kustomization)}\n".encode(),
+    }
+    with pytest.raises(RenderError, match=r"^base/kustomization\.yaml: resources entry '\.\./"):
+        render(files, root="overlays/prod")
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "https://github.com/kubernetes-sigs/kustomize//examples/helloWorld?ref=v5.0.0",
+        "github.com/kubernetes-sigs/kustomize/examples/helloWorld?ref=v5.0.0",
+        "git::https://example.com/repo.git//base",
+        "git@github.com:org/repo.git//base",
+        "ssh://git@example.com/org/repo.git",
+    ],
+)
+def test_remote_bases_are_refused_unless_allowed(
+    entry: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gitops_lab.source.render import ALLOW_REMOTE_BASES_ENV, kustomize_inputs
+
+    monkeypatch.delenv(ALLOW_REMOTE_BASES_ENV, raising=False)
+    # Never let kustomize itself run here: it would try to fetch the URL (tests stay local).
+    module = importlib.import_module("gitops_lab.source.render")
+    monkeypatch.setattr(module, "find_kubectl", lambda kubectl=None: "/bin/false")
+    files = {"app/kustomization.yaml": f"resources:\n- {entry}\n".encode()}
+    with pytest.raises(RenderError) as info:
+        render(files, root="app")
+    assert f"app/kustomization.yaml: resources entry '{entry}' is a remote base" in str(info.value)
+    assert ALLOW_REMOTE_BASES_ENV in str(info.value)
+    # allowed: nothing to read from the repo, no error (kustomize would fetch it)
+    assert kustomize_inputs(files, "app", allow_remote=True) == []
+    monkeypatch.setenv(ALLOW_REMOTE_BASES_ENV, "1")
+    assert kustomize_inputs(files, "app") == []
+    # a URL where a file is expected is never allowed
+    files = {"app/kustomization.yaml": f"patches:\n- path: {entry}\n".encode()}
+    with pytest.raises(RenderError, match="is a URL"):
+        kustomize_inputs(files, "app", allow_remote=True)
+
+
+def test_in_repo_references_and_inline_patches_are_accepted() -> None:
+    from gitops_lab.source.render import kustomize_inputs
+
+    files = {
+        "overlays/prod/kustomization.yaml": (
+            b"resources:\n- ../../base\n- extra.yaml\ncomponents:\n- ../../components/x\n"
+            b"patches:\n- path: patch.yaml\n- patch: |-\n    - op: add\n      path: /a\n"
+            b"patchesStrategicMerge:\n- |-\n  apiVersion: v1\n  kind: ConfigMap\n"
+            b"configMapGenerator:\n- name: c\n  files: [k=conf/app.ini]\n  envs: [conf/.env]\n"
+        ),
+        "overlays/prod/extra.yaml": cm("extra").encode(),
+        "overlays/prod/patch.yaml": b"{}",
+        "overlays/prod/conf/app.ini": b"a=1",
+        "overlays/prod/conf/.env": b"A=1",
+        "base/kustomization.yaml": b"resources:\n- cm.yaml\n",
+        "base/cm.yaml": cm("base").encode(),
+        "components/x/kustomization.yaml": b"kind: Component\n",
+    }
+    assert kustomize_inputs(files, "overlays/prod") == []
+    missing = kustomize_inputs({k: v for k, v in files.items() if not k.startswith("base/")},
+                               "overlays/prod")
+    assert [(r.kfile, r.field, r.entry, r.target) for r in missing] == [
+        ("overlays/prod/kustomization.yaml", "resources", "../../base", "base")]
+
+
+def test_missing_kustomize_reference_names_file_and_entry() -> None:
+    files = {"app/kustomization.yaml": b"resources:\n- missing.yaml\n- ../other\n"}
+    with pytest.raises(RenderError) as info:
+        render(files, root="app")
+    assert str(info.value) == (
+        "app/kustomization.yaml: resources entry 'missing.yaml': 'app/missing.yaml' is not in "
+        "the repository")
+    files = {"app/kustomization.yaml": b"resources:\n- ../other\n", "other/cm.yaml": b"{}"}
+    with pytest.raises(RenderError, match="'other' is a directory without a kustomization"):
+        render(files, root="app")
