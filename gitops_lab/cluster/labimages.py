@@ -120,9 +120,10 @@ def base_image(progress: Progress | None = None) -> str:
     """`gitops-lab/base:bookworm`: Debian bookworm with python3 and git — the agent image's
     base, and the image of the lab's in-cluster Git server (`git daemon`)."""
     say: Progress = progress or (lambda _line: None)
-    inputs = hashlib.sha256(" ".join(AGENT_PACKAGES).encode()).hexdigest()[:16]
+    packages = hashlib.sha256(" ".join(AGENT_PACKAGES).encode()).hexdigest()[:8]
+    inputs = hashlib.sha256(f"{packages} without docs".encode()).hexdigest()[:16]
     if image_label(BASE_IMAGE, INPUTS_LABEL) != inputs:
-        rootfs = debootstrap_rootfs(cache_root() / "agent-image" / f"rootfs-{inputs[:8]}",
+        rootfs = debootstrap_rootfs(cache_root() / "agent-image" / f"rootfs-{packages}",
                                     AGENT_PACKAGES, say, "agent image")
         docker_import(rootfs, BASE_IMAGE, [], {INPUTS_LABEL: inputs})
     return BASE_IMAGE
