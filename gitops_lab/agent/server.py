@@ -1,4 +1,5 @@
-"""The agent's HTTP endpoint: /healthz, Prometheus /metrics, and a Git /webhook.
+"""The agent's HTTP endpoint: /healthz, Prometheus /metrics, a Git /webhook and the registry's
+notifications (/registry-webhook).
 Started by agent/controller.py on loopback (local mode) or :8080 in the cluster.
 """
 
@@ -49,9 +50,11 @@ class Metrics:
 
 class AgentServer:
     def __init__(self, address: str, metrics: Metrics, healthy: Callable[[], bool],
-                 on_webhook: Callable[[dict[str, Any]], int]) -> None:
+                 on_webhook: Callable[[dict[str, Any]], int],
+                 on_registry_webhook: Callable[[dict[str, Any]], int] | None = None) -> None:
         host, _, port = address.rpartition(":")
         metrics_ref, healthy_ref, webhook_ref = metrics, healthy, on_webhook
+        registry_ref = on_registry_webhook
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, format: str, *args: Any) -> None:
@@ -74,7 +77,9 @@ class AgentServer:
                     self._send(404, b"not found\n")
 
             def do_POST(self) -> None:
-                if self.path != "/webhook":
+                path = self.path.split("?", 1)[0]
+                if path not in ("/webhook", "/registry-webhook") or \
+                        (path == "/registry-webhook" and registry_ref is None):
                     self._send(404, b"not found\n")
                     return
                 length = int(self.headers.get("Content-Length") or 0)
@@ -83,7 +88,13 @@ class AgentServer:
                 except ValueError:
                     self._send(400, b"body must be JSON\n")
                     return
-                count = webhook_ref(payload if isinstance(payload, dict) else {})
+                body = payload if isinstance(payload, dict) else {}
+                if path == "/registry-webhook" and registry_ref is not None:
+                    # the Distribution registry's notification envelope: {"events": [...]}
+                    count = registry_ref(body)
+                    self._send(200, json.dumps({"scanned": count}).encode(), "application/json")
+                    return
+                count = webhook_ref(body)
                 self._send(200, json.dumps({"refreshed": count}).encode(), "application/json")
 
         self.httpd = ThreadingHTTPServer((host or "127.0.0.1", int(port or 0)), Handler)

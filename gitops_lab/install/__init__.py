@@ -1,4 +1,4 @@
-"""Install the agent: the Application CRD, the gitops-lab namespace, ServiceAccount and RBAC,
+"""Install the agent: the Application and ImagePolicy CRDs, the gitops-lab namespace, ServiceAccount and RBAC,
 and (mode in-cluster) the agent Deployment whose image is built and loaded into kind.
 Used by `gitops-lab agent install`, the Lab facade and the tests.
 """
@@ -38,7 +38,7 @@ class InstallError(RuntimeError):
 
 def manifests(mode: str = "local") -> list[dict[str, Any]]:
     """The install objects in apply order: CRD, namespace, RBAC, then (in-cluster) the agent."""
-    names = ["crd.yaml", "namespace.yaml", "rbac.yaml"]
+    names = ["crd.yaml", "imagepolicy-crd.yaml", "namespace.yaml", "rbac.yaml"]
     if mode == "in-cluster":
         names.append("deployment.yaml")
     docs: list[dict[str, Any]] = []
