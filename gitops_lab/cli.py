@@ -435,6 +435,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     # the `agent` and `app` command groups; argparse's type is invariant in the parser class
     appcli.register(cast("argparse._SubParsersAction[argparse.ArgumentParser]", sub))
+    from gitops_lab import imagecli
+
+    # `registry`, `ci` and `image`: the lab's registry, its CI and the ImagePolicies
+    imagecli.register(cast("argparse._SubParsersAction[argparse.ArgumentParser]", sub))
     return parser
 
 

@@ -82,6 +82,7 @@ def parse_version(text: str, *, strict: bool = False) -> Version | None:
 class _Cmp:
     op: str  # one of < <= > >= = !=
     version: Version
+    names_pre: bool = False  # the user wrote a pre-release here (not a synthetic `-0` bound)
 
     def test(self, v: Version) -> bool:
         # compare without build metadata; pre-release gating is the Range's job
@@ -166,6 +167,15 @@ def _expand(op: str, text: str, whole: str) -> list[_Cmp]:
     return [_Cmp("<=", _v(ma, mi, pa, pre))]
 
 
+def _named(cmps: list[_Cmp], text: str) -> list[_Cmp]:
+    """Mark the comparators that carry the pre-release the user wrote in `text`."""
+    m = _PARTIAL.match(text)
+    if m is None or not m["pre"]:
+        return cmps
+    pre = tuple(m["pre"].split("."))
+    return [_Cmp(c.op, c.version, c.version.pre == pre) for c in cmps]
+
+
 _TOKEN = re.compile(r"(<=|>=|!=|=<|=>|~>|<|>|=|\^|~)?\s*([^\s<>=!^~,]+)")
 
 
@@ -193,8 +203,8 @@ class Range:
             hyphen = re.fullmatch(r"(\S+)\s+-\s+(\S+)", alt)
             if hyphen:
                 lo, hi = hyphen[1], hyphen[2]
-                cmps += _expand(">=", lo, whole) + _expand("<=", hi, whole)
-                pre_named = pre_named or "-" in lo or "-" in hi
+                cmps += _named(_expand(">=", lo, whole), lo) + \
+                    _named(_expand("<=", hi, whole), hi)
             else:
                 pos = 0
                 body = alt.replace(",", " ")
@@ -207,17 +217,22 @@ class Range:
                         raise RangeError(f"semver range {whole!r}: cannot read {body[pos:]!r}")
                     op = {"=<": "<=", "=>": ">="}.get(m[1] or "", m[1] or "")
                     version = m[2]
-                    pm = _PARTIAL.match(version)
-                    pre_named = pre_named or bool(pm and pm["pre"])
-                    cmps += _expand(op, version, whole)
+                    cmps += _named(_expand(op, version, whole), version)
                     pos = m.end()
             alts.append(tuple(cmps))
+            pre_named = pre_named or any(c.names_pre for c in cmps)
         return cls(whole, tuple(alts), pre_named)
 
     def matches(self, v: Version) -> bool:
-        if v.pre and not self.names_prerelease:
-            return False
-        return any(all(c.test(v) for c in alt) for alt in self.alternatives)
+        """node-semver's rule: a pre-release matches only an alternative that names a
+        pre-release of the same major.minor.patch (`>=1.2.0-rc.0` admits 1.2.0-rc.3, not
+        1.3.0-rc.1)."""
+        for alt in self.alternatives:
+            if v.pre and not any(c.names_pre and c.version.core == v.core for c in alt):
+                continue
+            if all(c.test(v) for c in alt):
+                return True
+        return False
 
     def __str__(self) -> str:
         return self.text
