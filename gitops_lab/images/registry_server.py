@@ -168,7 +168,7 @@ class LabRegistry:
                 return current.address
             if current.running:
                 port = port or int(current.address.rsplit(":", 1)[1])
-                self._stop(current.pid)
+                self._stop(current.pid, port)
             return self._start(port, want_notify, timeout)
 
     def _start(self, port: int | None, notify: str, timeout: float) -> str:
@@ -208,11 +208,12 @@ class LabRegistry:
                                   f"{self.log_file}")
 
     @staticmethod
-    def _stop(pid: int, timeout: float = 5.0) -> None:
+    def _stop(pid: int, port: int = 0, timeout: float = 5.0) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
+        # a Go program's main thread turns zombie before its other threads let go of the port
+        while (_alive(pid) or (port and _answers(port, 0.1))) and time.monotonic() < deadline:
             time.sleep(0.05)
         if _alive(pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -225,7 +226,7 @@ class LabRegistry:
         pid = int(state.get("pid") or 0)
         was = self._ours(pid)
         if was:
-            self._stop(pid)
+            self._stop(pid, int(state.get("port") or 0))
         self.state_file.unlink(missing_ok=True)
         return was
 
