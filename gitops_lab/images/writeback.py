@@ -52,7 +52,7 @@ class WriteResult:
     revision: str
     branch: str
     changes: list[tuple[Marker, str]] = field(default_factory=list)
-    markers: int = 0
+    markers: int = 0  # this policy's markers under the path
     attempts: int = 0
 
     @property
@@ -96,6 +96,10 @@ class GitWriter:
         self.before_push: Callable[[int], None] | None = None
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        self._branches: dict[tuple[str, str], str] = {}  # (url, targetRevision) -> branch
+        # what a write found already in place, by everything it depends on -> the commit
+        # checked: a scan that finds the same commit again needs no checkout, grep or edit
+        self._clean: dict[tuple[object, ...], tuple[str, int]] = {}
 
     def _lock(self, url: str) -> threading.Lock:
         with self._guard:
@@ -150,7 +154,9 @@ class GitWriter:
             raise UpdateError(f"path {req.path!r} leaves the repository", "InvalidPath")
         with self._lock(url):
             wd = self._workdir(url)
-            branch = self._branch(wd, url, req.target_revision)
+            branch = self._branches.get((url, req.target_revision)) or \
+                self._branch(wd, url, req.target_revision)
+            self._branches[(url, req.target_revision)] = branch
             attempt = 0
             while True:
                 attempt += 1
@@ -167,20 +173,30 @@ class GitWriter:
                  attempt: int) -> WriteResult | None:
         """One fetch → apply → commit → push; None when the push lost a race (retry)."""
         remote_ref = f"refs/remotes/origin/{branch}"
-        self._run(wd, "fetch", "-q", "--no-tags", "origin", f"+refs/heads/{branch}:{remote_ref}",
-                  what=f"git fetch {_redact(url)}")
+        try:
+            self._run(wd, "fetch", "-q", "--no-tags", "origin",
+                      f"+refs/heads/{branch}:{remote_ref}", what=f"git fetch {_redact(url)}")
+        except UpdateError:
+            self._branches.pop((url, req.target_revision), None)  # gone? look it up again
+            raise
+        head = self._run(wd, "rev-parse", remote_ref, what="git rev-parse").strip()
+        key = (url, branch, path, req.namespace, req.policy, req.repository, req.tag,
+               frozenset(req.known_policies))
+        clean = self._clean.get(key)
+        if clean is not None and clean[0] == head:
+            return WriteResult(False, head, branch, [], clean[1], attempt)
         self._run(wd, "checkout", "-q", "-f", "-B", branch, remote_ref, what="git checkout")
-        self._run(wd, "clean", "-q", "-f", "-d", what="git clean")
-        head = self._run(wd, "rev-parse", "HEAD", what="git rev-parse").strip()
+        if attempt > 1:
+            self._run(wd, "clean", "-q", "-f", "-d", what="git clean")
         ours, changes = self._edit(wd, path, req)
         if not changes:
+            self._clean[key] = (head, len(ours))
             return WriteResult(False, head, branch, [], len(ours), attempt)
         files = sorted({m.file for m, _ in changes})
-        self._run(wd, "add", "--", *files, what="git add")
         name, email = req.author
         self._run(wd, "-c", f"user.name={name}", "-c", f"user.email={email}",
                   "-c", "commit.gpgsign=false", "commit", "-q", "--no-verify",
-                  "-m", _message(req, changes), what="git commit")
+                  "-m", _message(req, changes), "--", *files, what="git commit")
         sha = self._run(wd, "rev-parse", "HEAD", what="git rev-parse").strip()
         if self.before_push is not None:
             self.before_push(attempt)
