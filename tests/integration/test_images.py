@@ -519,3 +519,28 @@ def test_a_thousand_tags(registry: str, lab_app: LabApp, policies: Policies) -> 
     assert st(pol, "observedTags") == 1000
     assert st(pol, "latestTag") == "1.9.89"
     assert f"{repo}:1.9.89".encode() in git_file(lab_app, "app/deployment.yaml")
+
+
+def test_agent_rbac_reads_policies_and_writes_only_their_status(lab_cluster: Any,
+                                                                admin: Kube) -> None:
+    who = "--as=system:serviceaccount:gitops-lab:gitops-lab-agent"
+
+    def can(*args: str) -> str:
+        out = lab_cluster.kubectl("auth", "can-i", *args, "-n", NS, who)
+        return str(out.stdout.strip())
+
+    assert [can(v, "imagepolicies.gitopslab.io") for v in ("get", "list", "watch")] == \
+        ["yes"] * 3
+    assert can("patch", "imagepolicies.gitopslab.io", "--subresource=status") == "yes"
+    assert [can(v, "imagepolicies.gitopslab.io") for v in ("create", "update", "delete")] == \
+        ["no"] * 3
+
+
+def test_printer_columns(lab_cluster: Any, registry: str, policies: Policies) -> None:
+    push(registry, "columns", "1.0.0", "1.4.2")
+    policies.apply("columns", f"{registry}/columns")
+    policies.wait("columns", ready, "Ready")
+    out = lab_cluster.kubectl("get", "imagepolicies", "-n", NS, "columns")
+    header, row = out.stdout.splitlines()[:2]
+    assert header.split()[:5] == ["NAME", "IMAGE", "LATEST", "READY", "REASON"]
+    assert row.split()[:5] == ["columns", f"{registry}/columns", "1.4.2", "True", "Succeeded"]

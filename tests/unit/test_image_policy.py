@@ -246,3 +246,43 @@ def test_image_is_reproducible_and_well_formed() -> None:
         extracted = tar.extractfile(member)
         assert extracted is not None and extracted.read() == binary
     assert build_image(binary, version="1.2.0").digest != a.digest
+
+
+# ---- the registry client's paging ------------------------------------------------------------------
+def test_tags_follow_link_pages() -> None:
+    """Distribution 3, Harbor and GHCR page tags/list with `Link: <…>; rel="next"`; every page
+    is read. (The lab's Distribution 2.8 answers in one page.) A loopback server plays one."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import parse_qs, urlparse
+
+    from gitops_lab.images.registry import RegistryClient
+
+    tags = [f"1.0.{i}" for i in range(250)]
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            return
+
+        def do_GET(self) -> None:
+            url = urlparse(self.path)
+            q = parse_qs(url.query)
+            n, last = int(q.get("n", ["100"])[0]), q.get("last", [""])[0]
+            start = tags.index(last) + 1 if last else 0
+            page = tags[start:start + min(n, 100)]
+            body = json.dumps({"name": "r", "tags": page}).encode()
+            self.send_response(200)
+            if start + len(page) < len(tags):
+                self.send_header("Link", f'</v2/r/tags/list?n={n}&last={page[-1]}>; rel="next"')
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        listed = RegistryClient(f"127.0.0.1:{server.server_address[1]}").tags("r")
+    finally:
+        server.shutdown()
+    assert listed.tags == tags
+    assert listed.pages == [100, 100, 50]
