@@ -306,9 +306,15 @@ def test_kustomization_images_tag_and_name_markers(registry: str, lab_app: LabAp
                   "app/deployment.yaml": deployment("image: placeholder")})
     lab_app.create()
     push(registry, name, "1.0.0", "1.2.0", "1.2.1-rc.1")
-    policies.apply(name, repo, app=name, interval="1s")
+    policies.apply(name, repo, app=name, interval="1s", update={
+        "applicationRef": {"name": name},
+        "commit": {"author": {"name": "Release Bot", "email": "bot@example.test"},
+                   "messageTemplate": "chore({app}): {image} (was {old}) by {policy}"}})
     pol = policies.wait(name, lambda p: bool(st(p, "lastUpdate")), "the write-back")
     commit = pol["status"]["lastUpdate"]["revision"]
+    sha, author, subject = git_log(lab_app, 1)[0]
+    assert (sha, author) == (commit, "Release Bot")
+    assert subject == f"chore({NS}/{name}): {repo}:1.2.0 (was 1.0.0) by {NS}/{name}"
     lab_app.wait(lambda a: st(a, "sync", "status") == "Synced"
                  and st(a, "sync", "revision") == commit, "Synced")
     assert git_file(lab_app, "app/kustomization.yaml").decode() == kust.replace(
@@ -318,7 +324,8 @@ def test_kustomization_images_tag_and_name_markers(registry: str, lab_app: LabAp
 
 
 # ---- bad input: a condition, no commit, recovery when fixed -----------------------------------------
-def test_invalid_range_then_fixed(registry: str, lab_app: LabApp, policies: Policies) -> None:
+def test_invalid_range_then_fixed(registry: str, lab_app: LabApp, policies: Policies,
+                                  alerts: AlertReceiver) -> None:
     name = lab_app.name
     repo = setup_app(lab_app, registry)
     push(registry, name, "1.0.0", "1.3.0")
@@ -327,6 +334,9 @@ def test_invalid_range_then_fixed(registry: str, lab_app: LabApp, policies: Poli
     pol = policies.wait(name, failing("PolicyError", "InvalidRange"), "PolicyError")
     assert "policy.semver.range" in cond(pol, "PolicyError")["message"]
     assert any(e["reason"] == "ScanFailed" for e in policies.events(name))
+    alert = alerts.wait_for(lambda a: a["reason"] == "ScanFailed"
+                            and a["resources"] == [f"ImagePolicy {NS}/{name}"])
+    assert alert["message"].startswith("PolicyError: policy.semver.range")
     assert_no_commit_for(lab_app, head)
     policies.patch(name, {"policy": {"semver": {"range": ">=1.0.0 <2.0.0"}}})
     pol = policies.wait(name, lambda p: ready(p) and bool(st(p, "lastUpdate")), "recovery")
@@ -544,3 +554,17 @@ def test_printer_columns(lab_cluster: Any, registry: str, policies: Policies) ->
     header, row = out.stdout.splitlines()[:2]
     assert header.split()[:5] == ["NAME", "IMAGE", "LATEST", "READY", "REASON"]
     assert row.split()[:5] == ["columns", f"{registry}/columns", "1.4.2", "True", "Succeeded"]
+
+
+def test_target_revision_that_is_not_a_branch(registry: str, lab_app: LabApp,
+                                              policies: Policies) -> None:
+    name = lab_app.name
+    repo = f"{registry}/{name}"
+    head = lab_app.init({"app/deployment.yaml": deployment(f"image: {repo}:1.0.0 "
+                                                           f"{marker(name)}")})
+    lab_app.create(target_revision=head)  # pinned to a commit: nothing to push to
+    push(registry, name, "1.1.0")
+    policies.apply(name, repo, app=name, interval="1s")
+    pol = policies.wait(name, failing("UpdateError", "NotABranch"), "UpdateError")
+    assert f"targetRevision '{head}'" in cond(pol, "UpdateError")["message"]
+    assert_no_commit_for(lab_app, head, seconds=1.0)
