@@ -26,7 +26,8 @@ from gitops_lab.images.oci import build_image, ci_build, push_image
 from gitops_lab.images.registry import RegistryClient
 from gitops_lab.images.registry_server import LabRegistry
 from gitops_lab.kube import Kube, KubeError
-from gitops_lab.source import WorkingCopy
+from gitops_lab.source import RepoCache, WorkingCopy
+from gitops_lab.widgets.images import ImageTimeline
 
 pytestmark = pytest.mark.cluster
 
@@ -239,7 +240,7 @@ def test_ci_build_pushes_an_image_skopeo_can_inspect_and_copy(registry: str,
 # ---- the pull pipeline ---------------------------------------------------------------------------------
 def test_new_tag_becomes_one_commit_and_a_synced_app(
         registry: str, lab_app: LabApp, policies: Policies, agent: Agent,
-        alerts: AlertReceiver) -> None:
+        alerts: AlertReceiver, tmp_path: Path) -> None:
     name = lab_app.name
     repo = setup_app(lab_app, registry)
     push(registry, name, "1.0.0", "latest")
@@ -283,6 +284,10 @@ def test_new_tag_becomes_one_commit_and_a_synced_app(
                     and a["app"] == f"{NS}/{name}")
     assert metric(agent, "gitopslab_image_updates_total", policy=f"{NS}/{name}",
                   result="committed") == 1.0
+    timeline = ImageTimeline(lab_app.admin, name, repos=RepoCache(tmp_path / "widget-repos"))
+    marks = {e["tag"]: (e["latest"], e["git"]) for e in timeline.entries}
+    assert marks == {"1.0.0": (False, False), "1.1.0": (True, True), "latest": (False, False)}
+    assert timeline.in_git == {"1.1.0"}
 
     # out of range, and floating: nothing changes, and the updater never loops
     push(registry, name, "2.0.0", "stable")

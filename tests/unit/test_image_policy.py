@@ -286,3 +286,31 @@ def test_tags_follow_link_pages() -> None:
         server.shutdown()
     assert listed.tags == tags
     assert listed.pages == [100, 100, 50]
+
+
+# ---- the ImageTimeline widget (rendering only) -------------------------------------------------------
+def test_image_timeline_orders_and_marks_tags() -> None:
+    from gitops_lab.widgets.images import ImageTimeline, image_entries
+
+    spec = parse_spec(policy())
+    tags = ["1.10.0", "latest", "1.2.0", "2.0.0", "1.9.0", "main-abc"]
+    entries = image_entries(tags, spec, "1.10.0", {"1.9.0"}, {"1.9.0", "1.2.0"})
+    assert [e["tag"] for e in entries] == ["1.2.0", "1.9.0", "1.10.0", "2.0.0", "latest",
+                                           "main-abc"]
+    by_tag = {e["tag"]: e for e in entries}
+    assert by_tag["1.10.0"]["latest"] and not by_tag["1.10.0"]["git"]
+    assert by_tag["1.9.0"]["git"] and by_tag["1.9.0"]["running"]
+    assert by_tag["2.0.0"]["in_range"] is False and by_tag["latest"]["floating"]
+    many = image_entries([f"1.0.{i}" for i in range(40)], spec, "1.0.39", {"1.0.3"}, set(),
+                         keep=5)
+    assert [e["tag"] for e in many] == ["1.0.3", "1.0.35", "1.0.36", "1.0.37", "1.0.38",
+                                        "1.0.39"]
+
+    widget = ImageTimeline(None, "p", load=False)  # type: ignore[arg-type]
+    pol = policy()
+    pol["status"] = {"latestTag": "1.10.0", "conditions": [
+        {"type": "Ready", "status": "False"},
+        {"type": "UpdateError", "status": "True", "message": "push refused <by hook>"}]}
+    widget.update(pol, tags, {"1.9.0"}, {"1.9.0"}, [])
+    assert widget.chips.value.count('class="gitops-image-tag"') == 6
+    assert "UpdateError: push refused &lt;by hook&gt;" in widget.message.value
