@@ -225,7 +225,9 @@ class GitWriter:
         """Apply this policy's markers under `path`; refuse (UpdateError) on bad markers."""
         status, out, _ = _git(wd, "grep", "-l", "-I", "-F", "--no-color", "$imagepolicy",
                               timeout=_GIT_TIMEOUT)
-        candidates = [ln.strip() for ln in out.splitlines() if ln.strip()] if status == 0 else []
+        # YAML only, as Flux: a README that mentions the marker syntax is documentation
+        candidates = [ln.strip() for ln in out.splitlines()
+                      if ln.strip().lower().endswith((".yaml", ".yml"))] if status == 0 else []
         key = (req.namespace, req.policy)
         ours: list[Marker] = []
         problems: list[str] = []

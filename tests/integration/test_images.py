@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -467,7 +469,9 @@ def test_marker_outside_the_app_path_commits_nothing(registry: str, lab_app: Lab
 def test_push_race_is_retried_on_top(registry: str, lab_app: LabApp, policies: Policies,
                                      agent: Agent, tmp_path: Path) -> None:
     name = lab_app.name
-    repo = setup_app(lab_app, registry, extra={"app/notes.txt": "v0\n"})
+    repo = setup_app(lab_app, registry, extra={
+        "app/notes.txt": "v0\n",
+        "app/README.md": 'Markers look like `# {"$imagepolicy": "ns:name"}`; not a marker.\n'})
     push(registry, name, "1.0.0", "1.1.0")
     other = WorkingCopy(lab_app.url, tmp_path / "someone-else")
     raced: list[int] = []
@@ -559,6 +563,25 @@ def test_printer_columns(lab_cluster: Any, registry: str, policies: Policies) ->
     header, row = out.stdout.splitlines()[:2]
     assert header.split()[:5] == ["NAME", "IMAGE", "LATEST", "READY", "REASON"]
     assert row.split()[:5] == ["columns", f"{registry}/columns", "1.4.2", "True", "Succeeded"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    cli = [sys.executable, "-m", "gitops_lab", "image"]
+    kc = ["--kubeconfig", str(lab_cluster.kubeconfig)]
+    out = subprocess.run([*cli, "list", *kc], capture_output=True, text=True, env=env,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("columns "))
+    assert line.split()[:7] == ["columns", f"{registry}/columns", "semver", ">=1.0.0", "<2.0.0",
+                                "1.4.2", "True"]
+    out = subprocess.run([*cli, "get", "columns", *kc], capture_output=True, text=True,
+                         env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert f"Latest:      {registry}/columns:1.4.2" in out.stdout
+    assert "CONDITION    Ready=True (Succeeded): latest" in out.stdout
+    out = subprocess.run([*cli, "get", "nope", *kc], capture_output=True, text=True, env=env,
+                         timeout=60)
+    assert out.returncode == 1
+    assert out.stderr.strip() == ("error: ImagePolicy gitops-lab/nope not found; hint: "
+                                  "`gitops-lab image list`")
 
 
 def test_target_revision_that_is_not_a_branch(registry: str, lab_app: LabApp,
