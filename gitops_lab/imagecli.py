@@ -45,11 +45,29 @@ def _guard(func: Any) -> Any:
 
 
 # ---- registry -------------------------------------------------------------------------------------
+AGENT_DEFAULT = "http://127.0.0.1:8080"  # `gitops-lab agent run`'s default --http-address
+
+
+def default_notify(name: str) -> str:
+    """Where notifications go unless --notify says: the lab's agent (`Lab.connect()` records it)
+    when it runs, else the address `gitops-lab agent run` listens on by default."""
+    from gitops_lab.cluster.binaries import cache_root
+
+    try:
+        url = str(json.loads((cache_root() / "lab" / name / "agent.json").read_text())["url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        url = AGENT_DEFAULT
+    return f"{url.rstrip('/')}/registry-webhook"
+
+
 def _registry_up(args: argparse.Namespace) -> int:
     from gitops_lab.images.registry_server import LabRegistry
 
     registry = LabRegistry(args.name)
-    address = registry.up(port=args.port, notify=args.notify)
+    notify = args.notify
+    if notify is None and not registry.status().running:
+        notify = default_notify(args.name)
+    address = registry.up(port=args.port, notify=notify)
     print(f"registry {args.name!r} answers on http://{address} (storage {registry.data_dir}"
           + (f"; notifications to {registry.status().notify}" if registry.status().notify
              else "") + ")", file=sys.stderr)
@@ -192,8 +210,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             p.add_argument("--port", type=int, default=None,
                            help="port on 127.0.0.1 (default 5001, else a free one)")
             p.add_argument("--notify", default=None,
-                           help="URL for registry notifications, e.g. the agent's "
-                                "http://127.0.0.1:8080/registry-webhook")
+                           help="URL registry notifications are POSTed to (default: the lab's "
+                                "agent, else http://127.0.0.1:8080/registry-webhook; '' for none)")
         if verb == "down":
             p.add_argument("--purge", action="store_true", help="also delete its storage")
         if verb == "status":

@@ -100,6 +100,8 @@ def test_cli_registry_up_status_ci_build_down(tmp_path: Path) -> None:
         assert out.stdout.strip().splitlines()[-1] == f"127.0.0.1:{port}"
         out = _cli("registry", "status", "--name", "cli", "-o", "json", env=env)
         assert out.returncode == 0 and json.loads(out.stdout)["address"] == f"127.0.0.1:{port}"
+        # no --notify: the agent `gitops-lab agent run` starts by default
+        assert json.loads(out.stdout)["notify"] == "http://127.0.0.1:8080/registry-webhook"
         out = _cli("ci", "build", "1.0.0", "--registry-name", "cli", "--tag", "latest", env=env)
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip().splitlines()[-1] == f"127.0.0.1:{port}/guestbook:1.0.0"
