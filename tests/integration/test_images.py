@@ -596,3 +596,33 @@ def test_target_revision_that_is_not_a_branch(registry: str, lab_app: LabApp,
     pol = policies.wait(name, failing("UpdateError", "NotABranch"), "UpdateError")
     assert f"targetRevision '{head}'" in cond(pol, "UpdateError")["message"]
     assert_no_commit_for(lab_app, head, seconds=1.0)
+
+
+def test_lab_facade_registry_ci_build_and_image_policy(lab_cluster: Any, git_server: Any,
+                                                       policies: Policies, agent: Agent,
+                                                       tmp_path: Path) -> None:
+    """`lab.registry` (started on first use), `lab.ci_build`, `lab.image_policy` — with the
+    session's agent acting on the policy."""
+    import secrets
+
+    from gitops_lab.lab import Lab
+
+    name = f"im-lab-{secrets.token_hex(3)}"
+    lab = Lab(lab_cluster.provider, lab_cluster.kubeconfig, git_server, tmp_path / name)
+    registry = LabRegistry(name)
+    try:
+        address = lab.registry
+        assert address.startswith("127.0.0.1:") and registry.status().running
+        assert lab.registry == address  # idempotent
+        ref = lab.ci_build("1.1.0", tags=("latest",), repository=name)
+        assert ref == f"{address}/{name}:1.1.0"
+        manifest = lab.image_policy(name, app=None, repository=name, interval="1h")
+        assert manifest["spec"]["image"] == f"{address}/{name}"
+        policies.names.append(name)
+        lab.apps.apply(manifest)
+        pol = policies.wait(name, lambda p: ready(p) and st(p, "latestTag") == "1.1.0",
+                            "the lab's policy to see 1.1.0")
+        assert cond(pol, "Ready")["message"].startswith(f"latest {address}/{name}:1.1.0")
+        assert [p["metadata"]["name"] for p in lab.image_policies()].count(name) == 1
+    finally:
+        registry.purge()
