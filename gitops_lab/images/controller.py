@@ -57,7 +57,7 @@ class ImageMetrics:
             registry=registry)
         self.updates = Counter("gitopslab_image_updates_total",
                                "Write-backs, by ImagePolicy and result "
-                               "(committed, unchanged, error)",
+                               "(committed, unchanged, held: already written once, error)",
                                ["policy", "result"], registry=registry)
         self.push_retries = Counter("gitopslab_image_push_retries_total",
                                     "Pushes that lost a race and were retried", ["policy"],
@@ -288,8 +288,10 @@ class ImageUpdater:
                 status["latestTag"], status["latestImage"] = sel.tag, image
                 ready_msg = f"latest {image} ({spec.describe()}, {len(tags)} tags)"
                 if spec.update is not None:
+                    written = (prev.get("lastUpdate") or {}).get("images") or []
                     result, ready_msg = self._write_back(spec, ns, name, sel.tag, known,
-                                                         problems, events, ready_msg)
+                                                         problems, events, ready_msg,
+                                                         image in written)
                     if result is not None and result.committed:
                         status["lastUpdate"] = {"revision": result.revision, "time": stamp,
                                                 "images": [image]}
@@ -318,7 +320,10 @@ class ImageUpdater:
 
     def _write_back(self, spec: PolicySpec, ns: str, name: str, tag: str, known: set[Key],
                     problems: dict[str, tuple[str, str]], events: list[tuple[str, str, str]],
-                    ready_msg: str) -> tuple[WriteResult | None, str]:
+                    ready_msg: str, written_before: bool) -> tuple[WriteResult | None, str]:
+        """Set the markers to `tag` and push one commit. A tag this policy already wrote once
+        is never written again: when Git no longer holds it, someone changed it back (a `git
+        revert` is GitOps' rollback) and the updater leaves that be until a newer tag."""
         assert spec.update is not None
         upd = spec.update
         label = f"{ns}/{name}"
@@ -337,7 +342,8 @@ class ImageUpdater:
             path=str(source.get("path") or "."),
             namespace=ns, policy=name, repository=str(spec.image), tag=tag,
             known_policies=known, author=upd.author,
-            app=f"{upd.app_namespace}/{upd.app_name}", message_template=upd.message_template)
+            app=f"{upd.app_namespace}/{upd.app_name}", message_template=upd.message_template,
+            dry_run=written_before)
         try:
             result = self.writer.write(request)
         except UpdateError as exc:
@@ -347,6 +353,13 @@ class ImageUpdater:
         if result.attempts > 1:
             self.metrics.push_retries.labels(label).inc(result.attempts - 1)
         where = f"{request.path} of Application {request.app}"
+        if request.dry_run and result.changes:
+            self.metrics.updates.labels(label, "held").inc()
+            held = ", ".join(sorted({f"{m.where} holds {m.value}" for m, _ in result.changes}))
+            return result, (f"{ready_msg}; not written again: this policy wrote {spec.image}:"
+                            f"{tag} before and Git was changed back since ({held}; a revert?) —"
+                            " the updater never writes the same tag twice and waits for a "
+                            "newer one")
         if result.committed:
             self.metrics.updates.labels(label, "committed").inc()
             files = ", ".join(result.files)

@@ -44,6 +44,7 @@ class WriteRequest:
     author: tuple[str, str]
     app: str = ""  # namespace/name of the Application, for the message
     message_template: str = ""
+    dry_run: bool = False  # find what would change, commit nothing
 
 
 @dataclass
@@ -192,6 +193,9 @@ class GitWriter:
         if not changes:
             self._clean[key] = (head, len(ours))
             return WriteResult(False, head, branch, [], len(ours), attempt)
+        if req.dry_run:
+            self._run(wd, "checkout", "-q", "-f", "-B", branch, remote_ref, what="git checkout")
+            return WriteResult(False, head, branch, changes, len(ours), attempt)
         files = sorted({m.file for m, _ in changes})
         name, email = req.author
         self._run(wd, "-c", f"user.name={name}", "-c", f"user.email={email}",

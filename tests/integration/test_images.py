@@ -626,3 +626,30 @@ def test_lab_facade_registry_ci_build_and_image_policy(lab_cluster: Any, git_ser
         assert [p["metadata"]["name"] for p in lab.image_policies()].count(name) == 1
     finally:
         registry.purge()
+
+
+def test_a_revert_of_the_updaters_commit_sticks_until_a_newer_tag(
+        registry: str, lab_app: LabApp, policies: Policies, agent: Agent) -> None:
+    """`git revert` is GitOps' rollback: the updater never writes the same tag twice, so it
+    does not fight the revert; the next, newer tag is written as usual."""
+    name = lab_app.name
+    repo = setup_app(lab_app, registry)
+    push(registry, name, "1.0.0", "1.1.0")
+    policies.apply(name, repo, app=name, interval="1s")
+    pol = policies.wait(name, lambda p: bool(st(p, "lastUpdate")), "the write-back")
+    commit = pol["status"]["lastUpdate"]["revision"]
+    assert lab_app.repo is not None
+    lab_app.repo.pull()
+    reverted = lab_app.repo.revert(commit)
+    lab_app.repo.push()
+    pol = policies.wait(name, lambda p: "not written again" in cond(p, "Ready")["message"],
+                        "the updater to notice the revert")
+    assert ready(pol) and "app/deployment.yaml:14 holds" in cond(pol, "Ready")["message"]
+    assert_no_commit_for(lab_app, reverted, seconds=2.5)
+    assert metric(agent, "gitopslab_image_updates_total", policy=f"{NS}/{name}",
+                  result="committed") == 1.0
+    push(registry, name, "1.2.0")
+    pol = policies.wait(name, lambda p: (st(p, "lastUpdate") or {}).get("images") ==
+                        [f"{repo}:1.2.0"], "the newer tag to be written")
+    log = git_log(lab_app, 2)
+    assert log[0][1] == AUTHOR and log[1][0] == reverted
