@@ -286,7 +286,8 @@ class ImageUpdater:
                                    f"{sel.candidates} of {len(tags)} tags considered"
                                    + (f"; was {was})" if was else ")")))
                 status["latestTag"], status["latestImage"] = sel.tag, image
-                ready_msg = f"latest {image} ({spec.describe()}, {len(tags)} tags)"
+                ready_msg = (f"latest {image} ({spec.describe()}, {len(tags)} tags; scanned "
+                             f"every {_interval(spec.interval)} and at once on a registry push)")
                 if spec.update is not None:
                     written = (prev.get("lastUpdate") or {}).get("images") or []
                     result, ready_msg = self._write_back(spec, ns, name, sel.tag, known,
@@ -399,6 +400,14 @@ class ImageUpdater:
         except KubeError as exc:
             if not exc.not_found:
                 raise
+
+
+def _interval(seconds: float) -> str:
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g}h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g}m"
+    return f"{seconds:g}s"
 
 
 def _rv(obj: Mapping[str, Any]) -> int:

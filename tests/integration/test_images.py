@@ -622,7 +622,9 @@ def test_lab_facade_registry_ci_build_and_image_policy(lab_cluster: Any, git_ser
         lab.apps.apply(manifest)
         pol = policies.wait(name, lambda p: ready(p) and st(p, "latestTag") == "1.1.0",
                             "the lab's policy to see 1.1.0")
-        assert cond(pol, "Ready")["message"].startswith(f"latest {address}/{name}:1.1.0")
+        assert cond(pol, "Ready")["message"] == (
+            f"latest {address}/{name}:1.1.0 (semver range >=1.0.0 <2.0.0, 2 tags; scanned every "
+            "1h and at once on a registry push)")
         assert [p["metadata"]["name"] for p in lab.image_policies()].count(name) == 1
     finally:
         registry.purge()
