@@ -58,11 +58,17 @@ clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-# Also stops every lab cluster and deletes the built binaries (the next setup rebuilds them).
+# Also stops every lab cluster and registry and deletes the built binaries (the next setup
+# rebuilds them).
 distclean:
 	@if [ -x "$(BIN)/gitops-lab" ] && [ -d "$(LAB_CACHE)/clusters" ]; then \
 	  for dir in "$(LAB_CACHE)"/clusters/*/; do \
 	    [ -d "$$dir" ] && $(BIN)/gitops-lab cluster down --name "$$(basename "$$dir")" || true; \
+	  done; \
+	fi
+	@if [ -x "$(BIN)/gitops-lab" ] && [ -d "$(LAB_CACHE)/registry" ]; then \
+	  for dir in "$(LAB_CACHE)"/registry/*/; do \
+	    [ -d "$$dir" ] && $(BIN)/gitops-lab registry down --name "$$(basename "$$dir")" || true; \
 	  done; \
 	fi
 	$(MAKE) clean

@@ -18,13 +18,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="5 trials instead of 20, 100 objects only (about a minute)")
     parser.add_argument("--keep-cluster", action="store_true",
                         help=f"leave the {CLUSTER!r} cluster running afterwards")
+    parser.add_argument("--only", default="",
+                        help="run only the phases whose name contains this, e.g. 'image'")
     args = parser.parse_args(argv)
 
     def _terminate(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt(f"signal {signum}")  # unwinds through the cleanup
 
     signal.signal(signal.SIGTERM, _terminate)
-    report = Bench(Options(quick=args.quick, keep_cluster=args.keep_cluster)).run()
+    report = Bench(Options(quick=args.quick, keep_cluster=args.keep_cluster,
+                           only=args.only)).run()
     print(report.render(), flush=True)
     return 1 if any(r.verdict == "ERROR" for r in report.rows) else 0
 

@@ -6,8 +6,10 @@
 4. drift → detected / healed   scale a selfHeal Deployment; vs a plain watch seeing the write
 5. initial sync 100 / 1,000    ConfigMaps, and a mix; vs `kubectl apply --server-side -f DIR`
 6. no-op re-sync of 1,000      webhook → reconcile done; writes from the API server's /metrics
-7. agent peak RSS              `gitops-lab agent run` as a subprocess managing 1,000 objects
-8. notebooks                   nbval total, read from a file if the notebook tests wrote one
+7. image update automation    tag push → updater commit → Synced (registry notification; scan);
+                               a scan of 1,000 tags; vs the bare registry API calls (bench/images.py)
+8. agent peak RSS              `gitops-lab agent run` as a subprocess managing 1,000 objects
+9. notebooks                   nbval total, read from a file if the notebook tests wrote one
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ from gitops_lab.install import agent_token, install
 from gitops_lab.kube import Kube, KubeError
 from gitops_lab.source import GitServer, WorkingCopy
 
-CLUSTER = "gitops-lab-bench"
+CLUSTER = os.environ.get("GITOPS_LAB_BENCH_CLUSTER", "gitops-lab-bench")
 APP_NS = "gitops-lab"
 APPS_PATH = f"/apis/gitopslab.io/v1alpha1/namespaces/{APP_NS}/applications"
 LAB_POLL = 1.0  # the agent's default poll interval (`--poll-interval`), also what the lab runs
@@ -81,6 +83,7 @@ TARGET_RSS_MB = 150
 class Options:
     quick: bool = False
     keep_cluster: bool = False
+    only: str = ""  # run only the phases whose name contains this (e.g. "image")
 
     @property
     def trials(self) -> int:
@@ -129,8 +132,11 @@ class Bench:
                 ("commit → Synced (polling)", self.poll_latency),
                 ("drift", self.drift),
                 ("initial sync", self.initial_syncs),
+                ("image update automation", self.images),
                 ("agent peak RSS", self.rss),
             ):
+                if self.opts.only and self.opts.only not in name:
+                    continue
                 try:
                     phase()
                 except Exception as exc:  # one broken phase must not hide the others
@@ -140,7 +146,8 @@ class Bench:
                     traceback.print_exc(file=sys.stderr)
                     self.report.error(name, exc)
                     self.stop_agent()
-            self.notebooks()
+            if not self.opts.only:
+                self.notebooks()
         finally:
             self.cleanup()
         self.report.note(f"whole run {fmt_s(clock() - self.started)}; load avg after: "
@@ -488,7 +495,13 @@ class Bench:
             f"apart), {writes.dry_runs} dry runs, {writes.reads} reads; {writes.background} "
             "writes by other components in the same windows (kwok/controller leases, nodes) excluded")
 
-    # ---- 7. RSS ------------------------------------------------------------------------------------
+    # ---- 7. image update automation -------------------------------------------------------------
+    def images(self) -> None:
+        from bench.images import ImageBench
+
+        ImageBench(self).run()
+
+    # ---- 8. RSS ------------------------------------------------------------------------------------
     def stop_subprocess(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -559,7 +572,7 @@ class Bench:
             verdict((t1 - t0) / t_k <= TARGET_INITIAL_RATIO) if size >= 1000 else ""))
         self.delete_app(name, ns, wait=False)
 
-    # ---- 8. notebooks -------------------------------------------------------------------------------
+    # ---- 9. notebooks -------------------------------------------------------------------------------
     def notebooks(self) -> None:
         found = notebook_seconds()
         if found is None:

@@ -356,6 +356,17 @@ def doctor_checks() -> list[Check]:
         "usable" if docker else "unavailable (needs a Docker daemon)",
         "optional: start Docker to use `--provider kind`", required=False,
     ))
+    registry = shutil.which("docker-registry") or shutil.which("registry")
+    checks.append(Check(
+        "docker-registry", registry is not None, registry or "missing",
+        "optional: the lab's OCI registry (image updates); `apt-get install docker-registry`",
+        required=False,
+    ))
+    skopeo = _tool_version(["skopeo", "--version"])
+    checks.append(Check(
+        "skopeo", skopeo is not None, skopeo or "missing",
+        "optional: inspect and copy the lab's images; `apt-get install skopeo`", required=False,
+    ))
     chromium = _chromium()
     checks.append(Check(
         "chromium", chromium is not None, chromium or "missing",
@@ -493,6 +504,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     # the `agent` and `app` command groups; argparse's type is invariant in the parser class
     appcli.register(cast("argparse._SubParsersAction[argparse.ArgumentParser]", sub))
+    from gitops_lab import imagecli
+
+    # `registry`, `ci` and `image`: the lab's registry, its CI and the ImagePolicies
+    imagecli.register(cast("argparse._SubParsersAction[argparse.ArgumentParser]", sub))
     return parser
 
 

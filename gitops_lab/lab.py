@@ -343,9 +343,54 @@ class Lab:
                 raise LabError(f"the agent exited (code {proc.returncode}); its log: {log}\n"
                                + self.agent_log(15))
             if self.agent_info() is not None:
+                self._repoint_registry(str(info["url"]))
                 return info
             time.sleep(0.2)
         raise LabError(f"the agent did not answer /healthz in {timeout:.0f} s; log: {log}")
+
+    # ---- the image pipeline: registry, CI, ImagePolicy -------------------------------------------
+    @property
+    def registry(self) -> str:
+        """The lab registry's `host:port` (a Distribution registry on 127.0.0.1, started on first
+        use, notifying the agent's /registry-webhook so a pushed tag is scanned at once)."""
+        from gitops_lab.images.registry_server import LabRegistry
+
+        url = self.agent_url
+        return LabRegistry(self.state_dir.name).up(
+            notify=f"{url}/registry-webhook" if url else None)
+
+    def ci_build(self, version: str, *, tags: tuple[str, ...] = (), broken: bool | None = None,
+                 repository: str = "guestbook") -> str:
+        """The lab's CI: build the sample app at VERSION and push `registry/guestbook:VERSION`
+        (plus `tags`); returns the image reference. CI never touches Git or the cluster."""
+        from gitops_lab.images.oci import ci_build
+
+        return ci_build(self.registry, version, repository=repository, tags=tags, broken=broken)
+
+    def image_policy(self, name: str = "guestbook", *, app: str | None = "guestbook",
+                     semver: str = ">=1.0.0 <2.0.0", interval: str = "10s",
+                     repository: str = "guestbook") -> Obj:
+        """An ImagePolicy manifest (API.md §1b) for the lab registry's `repository`, writing
+        back to Application `app` (None: report only); `lab.apps.apply(obj)` creates it."""
+        spec: Obj = {"image": f"{self.registry}/{repository}", "interval": interval,
+                     "policy": {"semver": {"range": semver}}}
+        if app:
+            spec["update"] = {"applicationRef": {"name": app}}
+        return {"apiVersion": "gitopslab.io/v1alpha1", "kind": "ImagePolicy",
+                "metadata": {"name": name, "namespace": self.apps.namespace}, "spec": spec}
+
+    def image_policies(self) -> list[Obj]:
+        """The ImagePolicies, with their status (latest tag, last write-back, conditions)."""
+        path = f"/apis/gitopslab.io/v1alpha1/namespaces/{self.apps.namespace}/imagepolicies"
+        return list(self.kube.request("GET", path).get("items") or [])
+
+    def _repoint_registry(self, agent_url: str) -> None:
+        """A running lab registry notifies the agent where it now listens."""
+        from gitops_lab.images.registry_server import LabRegistry
+
+        registry = LabRegistry(self.state_dir.name)
+        if registry.status().running:
+            registry.up(notify=f"{agent_url}/registry-webhook")
 
     def agent_log(self, lines: int = 30) -> str:
         if self.agent_mode == "in-cluster":
@@ -513,6 +558,9 @@ class Lab:
         """Stop the agent and the Git server; with `cluster`, tear the cluster down too."""
         self.stop_agent()
         self.git.stop()
+        from gitops_lab.images.registry_server import LabRegistry
+
+        LabRegistry(self.state_dir.name).down()
         if cluster:
             self.provider.down()
             shutil.rmtree(self.state_dir, ignore_errors=True)
@@ -557,6 +605,9 @@ def teardown(name: str | None = None, *, cluster: bool = True) -> None:
     name = name or os.environ.get("GITOPS_LAB_CLUSTER", "gitops-lab")
     state_dir = cache_root() / "lab" / name
     _stop_agent_process(state_dir / "agent.json")
+    from gitops_lab.images.registry_server import LabRegistry
+
+    LabRegistry(name).down()
     git_root = state_dir / "git"
     try:
         record = json.loads((git_root / "daemon.json").read_text())

@@ -144,6 +144,13 @@ class Agent:
         self._probe_lock = threading.Lock()
         self._probed_at = -1e9
         self._probe_error = ""
+        # the image updater (ImagePolicies) runs in this process, started and stopped with it
+        from gitops_lab.images.controller import ImageUpdater
+
+        self.images = ImageUpdater(
+            kube, WorkQueue(), namespace=self.options.namespace,
+            cache_dir=self.options.cache_dir / "writeback", registry=self.metrics.registry,
+            alerter=self.alerter, get_app=self._get_app, refresh_app=self.refresh)
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def start(self) -> Agent:
@@ -151,9 +158,10 @@ class Agent:
             return self
         self.started_at = time.time()
         self.server = AgentServer(self.options.http_address, self.metrics, self.healthy,
-                                  self.webhook)
+                                  self.webhook, self.images.notify)
         self.server.start()
         self._app_watch.start()
+        self.images.start()
         self._spawn(self._poll_git, "git-poller")
         for i in range(self.options.workers):
             self._spawn(self._worker, f"worker-{i}")
@@ -168,6 +176,7 @@ class Agent:
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self.queue.close()
+        self.images.stop(timeout)
         self.live.stop()
         for thread in self._threads:
             thread.join(timeout)
@@ -317,6 +326,10 @@ class Agent:
 
     def refresh(self, namespace: str, name: str) -> None:
         self.queue.add((namespace, name), fetch=True)
+
+    def _get_app(self, namespace: str, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            return self.apps.get((namespace, name))
 
     # ---- the work --------------------------------------------------------------------------
     def _worker(self) -> None:

@@ -58,7 +58,9 @@ class Recorder:
                 self._listeners.remove(callback)
 
     def record(self, app: Mapping[str, Any], type_: str, reason: str, message: str, *,
-               revision: str = "", resources: tuple[str, ...] = (), alerted: bool = False) -> None:
+               revision: str = "", resources: tuple[str, ...] = (), alerted: bool = False,
+               kind: str = KIND) -> None:
+        """One Event on `app` (an Application, or any object of `kind` in gitopslab.io)."""
         meta = app.get("metadata") or {}
         ns, name = str(meta.get("namespace")), str(meta.get("name"))
         stamp = now()
@@ -67,7 +69,7 @@ class Recorder:
             "kind": "Event",
             "metadata": {"name": f"{name}.{uuid.uuid4().hex[:12]}", "namespace": ns},
             "involvedObject": {
-                "apiVersion": API_VERSION, "kind": KIND, "namespace": ns, "name": name,
+                "apiVersion": API_VERSION, "kind": kind, "namespace": ns, "name": name,
                 "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion"),
             },
             "type": type_,

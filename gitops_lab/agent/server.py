@@ -1,4 +1,5 @@
-"""The agent's HTTP endpoint: /healthz, Prometheus /metrics, and a Git /webhook.
+"""The agent's HTTP endpoint: /healthz, Prometheus /metrics, a Git /webhook and the registry's
+notifications (/registry-webhook).
 Started by agent/controller.py on loopback (local mode) or :8080 in the cluster.
 """
 
@@ -102,10 +103,12 @@ class AgentServer:
     """
 
     def __init__(self, address: str, metrics: Metrics, healthy: Health,
-                 on_webhook: Callable[[dict[str, Any]], int], *,
+                 on_webhook: Callable[[dict[str, Any]], int],
+                 on_registry_webhook: Callable[[dict[str, Any]], int] | None = None, *,
                  max_body: int = MAX_BODY) -> None:
         host, _, port = address.rpartition(":")
         metrics_ref, healthy_ref, webhook_ref = metrics, healthy, on_webhook
+        registry_ref = on_registry_webhook
 
         class Handler(BaseHTTPRequestHandler):
             timeout = REQUEST_TIMEOUT  # socket timeout: a slow or stalled client is dropped
@@ -186,7 +189,9 @@ class AgentServer:
                 body = self._body()
                 if body is None:
                     return
-                if self.path != "/webhook":
+                path = self.path.split("?", 1)[0]
+                if path not in ("/webhook", "/registry-webhook") or \
+                        (path == "/registry-webhook" and registry_ref is None):
                     self._send(404, b"not found\n")
                     return
                 try:
@@ -194,7 +199,13 @@ class AgentServer:
                 except ValueError:
                     self._send(400, b"body must be JSON\n")
                     return
-                count = webhook_ref(payload if isinstance(payload, dict) else {})
+                data = payload if isinstance(payload, dict) else {}
+                if path == "/registry-webhook" and registry_ref is not None:
+                    # the Distribution registry's notification envelope: {"events": [...]}
+                    count = registry_ref(data)
+                    self._send(200, json.dumps({"scanned": count}).encode(), "application/json")
+                    return
+                count = webhook_ref(data)
                 self._send(200, json.dumps({"refreshed": count}).encode(), "application/json")
 
             def do_PUT(self) -> None:

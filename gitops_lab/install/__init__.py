@@ -1,4 +1,4 @@
-"""Install the agent: the Application CRD, the gitops-lab namespace, ServiceAccount and RBAC,
+"""Install the agent: the Application and ImagePolicy CRDs, the gitops-lab namespace, ServiceAccount and RBAC,
 and (mode in-cluster) the agent Deployment whose image is built and loaded into kind.
 Used by `gitops-lab agent install`, the Lab facade and the tests.
 """
@@ -77,7 +77,7 @@ def manifests(mode: str = "local", namespace: str = DEFAULT_NAMESPACE) -> list[d
     `namespace` is where the agent lives and which Applications it watches: its Namespace,
     ServiceAccount, Role/RoleBinding, the subjects of its bindings and its Deployment.
     """
-    names = ["crd.yaml", "namespace.yaml", "rbac.yaml"]
+    names = ["crd.yaml", "imagepolicy-crd.yaml", "namespace.yaml", "rbac.yaml"]
     if mode == "in-cluster":
         names.append("agent-deployment.yaml")
     return [_in_namespace(d, namespace) for d in _load(*names)]

@@ -1,4 +1,4 @@
-"""ipywidgets dashboards over the agent's state: app view, diff, history, events, trace, cluster.
+"""ipywidgets dashboards over the agent's state: app, diff, history, events, trace, cluster, images.
 Top of the stack next to lab.py; reads through `Kube`/`Apps`, writes only through `Apps` verbs.
 """
 
@@ -9,6 +9,7 @@ from gitops_lab.widgets.dashboard import AppDashboard, TreeNode, build_tree
 from gitops_lab.widgets.diffview import DiffView
 from gitops_lab.widgets.events import EventLog
 from gitops_lab.widgets.history import HistoryTimeline
+from gitops_lab.widgets.images import ImageTimeline
 from gitops_lab.widgets.trace import ReconcileTrace
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "DiffView",
     "EventLog",
     "HistoryTimeline",
+    "ImageTimeline",
     "ReconcileTrace",
     "TreeNode",
     "build_tree",

@@ -220,7 +220,8 @@ def test_doctor_lists_every_tool_and_how_to_get_what_is_missing(
 ) -> None:
     code, out, err = run(capsys, "doctor")  # GITOPS_LAB_CACHE is empty: no binaries
     for label in ("python", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
-                  "kubectl", "etcd", "kwok", "kind", "go", "git", "docker daemon", "chromium"):
+                  "kubectl", "etcd", "kwok", "kind", "go", "git", "docker daemon", "chromium",
+                  "docker-registry", "skopeo"):
         assert label in out
     assert "make setup" in out  # how to get the missing binaries
     checks = cli.doctor_checks()
