@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 __all__ = ["GitFetcher"]
@@ -22,6 +23,7 @@ class _Repo:
         self.cond = threading.Condition()
         self.wanted = 0  # requests so far
         self.done = 0  # the request number the last finished fetch served
+        self.started = 0.0  # when the running fetch started (monotonic), 0 when idle
         self.thread: threading.Thread | None = None
 
 
@@ -38,7 +40,9 @@ class GitFetcher:
 
     def request(self, url: str, wait: float = 0.0) -> bool:
         """Ask for a fetch of `url` that starts after this call; wait up to `wait` seconds for
-        it. True when it has finished (successfully or not: see the fetch's own error state)."""
+        it. True when it has finished (successfully or not: see the fetch's own error state).
+        A fetch of that URL already running for longer than `wait` (a repo that does not
+        answer) is not waited for at all: the caller goes on, and `on_done` follows."""
         with self._lock:
             repo = self._repos.get(url)
             if repo is None:
@@ -48,6 +52,8 @@ class GitFetcher:
                                                name=f"git-fetch {url}", daemon=True)
                 repo.thread.start()
         with repo.cond:
+            if repo.started and time.monotonic() - repo.started > wait:
+                wait = 0.0
             repo.wanted += 1
             ticket = repo.wanted
             repo.cond.notify_all()
@@ -72,12 +78,14 @@ class GitFetcher:
                 if self._stop.is_set():
                     return
                 ticket = repo.wanted  # this fetch serves every request made so far
+                repo.started = time.monotonic()
             try:
                 self._fetch(url)
             except Exception as exc:  # the fetch records why; keep the thread alive
                 log.debug("fetch %s: %s", url, exc)
             with repo.cond:
                 repo.done = ticket
+                repo.started = 0.0
                 repo.cond.notify_all()
             try:
                 self._on_done(url)
