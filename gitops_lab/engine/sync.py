@@ -633,25 +633,25 @@ class Reconciler:
                         recheck = [Pair(p.key, p.desired, live.get(p.key)) for p in waiting]
                         late: list[tuple[str, str]] = []
                         self._compare_all(recheck, origin, result, late, set(), set())
-                        if late:
+                        if late:  # one ComparisonError, as if the namespace had been there
                             result.conditions.append(_errors_condition("ComparisonError", late))
-                            for subject, cause in late:
-                                changes.add(_key_of(subject, waiting), Action.FAILED,
-                                            f"dry run: {cause}")
+                            result.sync_error = "not synced: " + "; ".join(
+                                f"{s}: {c}" for s, c in late)
+                            step.ok = False
                             todo = []
                         else:
                             todo = [p for p in todo if p.key not in result.diffs or
                                     result.diffs[p.key].status is SyncStatus.OUT_OF_SYNC]
-                if not changes.failed:
+                if not changes.failed and not result.sync_error:
                     self._apply_stage(todo, changes, objs, live, None)
                 for d in result.diffs.values():
                     if d.status is SyncStatus.SYNCED and d.key not in objs:
                         changes.add(d.key, Action.UNCHANGED)
                 step.detail = changes.summary()
-                step.ok = not changes.failed
+                step.ok = step.ok and not changes.failed
 
             # 5. prune: only owned objects that left Git, and only when allowed
-            if to_prune and prune and not changes.failed:
+            if to_prune and prune and not changes.failed and not result.sync_error:
                 with trace.step("prune") as step:
                     pruned = self.manager.delete_all(p.live for p in to_prune if p.live)
                     changes.extend(pruned)
@@ -773,14 +773,6 @@ class Reconciler:
 def _errors_condition(ctype: str, errors: list[tuple[str, str]]) -> Condition:
     return Condition(ctype, "; ".join(f"{s}: {c}" for s, c in errors),
                      tuple(sorted({s for s, _ in errors})))
-
-
-def _key_of(subject: str, pairs: list[Pair]) -> ResourceKey:
-    """The key a `_where()` subject names (for the ChangeSet)."""
-    for p in pairs:
-        if subject.endswith(str(p.key)):
-            return p.key
-    return pairs[0].key
 
 
 def _inventory(status: Mapping[str, Any]) -> list[ResourceKey]:
