@@ -8,6 +8,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,12 @@ def test_app_of_apps_manages_only_the_children_it_created(lab_app: LabApp, other
     parent = application(lab_app.name, lab_app.url, "apps", dest_namespace="gitops-lab",
                          prune=True, create_namespace=False)
     parent["spec"]["syncPolicy"]["syncOptions"] = ["AppOfApps=true"]
+    # the admin's opt-in: the agent may create and delete Applications
+    grant = [d for d in yaml.safe_load_all(
+        (resources.files("gitops_lab.install") / "manifests" / "app-of-apps-rbac.yaml")
+        .read_text()) if d]
+    for obj in grant:
+        admin.apply(obj, field_manager="test-admin")
     try:
         apps.apply(parent)
         lab_app.wait(synced(), "the parent to create its children")
@@ -124,6 +131,9 @@ def test_app_of_apps_manages_only_the_children_it_created(lab_app: LabApp, other
             apps.delete(c)
             with contextlib.suppress(KubeError):
                 admin.delete("v1", "Namespace", c, propagation="Background")
+        for obj in grant:
+            admin.delete(obj["apiVersion"], obj["kind"], obj["metadata"]["name"],
+                         obj["metadata"]["namespace"])
 
 
 # ---- 14. self-destruction -----------------------------------------------------------------
