@@ -303,7 +303,10 @@ class Agent:
                 head = ""
             if self._heads.get(app_key) != head:
                 self._heads[app_key] = head
-                self.queue.add(app_key)
+                with self._lock:
+                    last = self.results.get(app_key)
+                if last is None or last.revision != head:  # else compared at it already
+                    self.queue.add(app_key)
 
     def webhook(self, payload: dict[str, Any]) -> int:
         """A Git push notification: refresh the apps on that repo (all apps if none named)."""

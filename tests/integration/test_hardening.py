@@ -379,3 +379,22 @@ def test_deleting_an_app_without_the_finalizer_orphans_its_objects(lab_app: LabA
     assert apps.delete(lab_app.name, wait=10)
     time.sleep(1.0)
     assert admin.get_or_none("v1", "ConfigMap", "a", lab_app.namespace) is not None
+
+
+def test_a_retried_sync_counts_up_one_event(admin: Kube) -> None:
+    """SyncStarted of a retry aggregates into one Event (count, lastTimestamp), like kubectl."""
+    from gitops_lab.agent.events import Recorder
+
+    recorder = Recorder(admin)
+    name = f"ghost-{uuid.uuid4().hex[:6]}"
+    app = {"metadata": {"namespace": "gitops-lab", "name": name, "uid": str(uuid.uuid4())}}
+    for n in range(3):
+        recorder.record(app, "Normal", "SyncStarted", f"automated sync: syncing to abc (retry {n})",
+                        revision="abc", aggregate=("SyncStarted", "abc"))
+    recorder.record(app, "Normal", "SyncStarted", "automated sync: syncing to def",
+                    revision="def", aggregate=("SyncStarted", "def"))
+    events = [e for e in admin.request("GET", "/api/v1/namespaces/gitops-lab/events")["items"]
+              if e["involvedObject"]["name"] == name]
+    counts = sorted((e["message"], e["count"]) for e in events)
+    assert counts == [("automated sync: syncing to abc (retry 2)", 3),
+                      ("automated sync: syncing to def", 1)], counts
