@@ -628,7 +628,8 @@ class Reconciler:
                     first = [p for p in todo
                              if p.key.kind in ("Namespace", "CustomResourceDefinition")]
                     self._apply_stage(first, changes, objs, live, spec if dest_missing else None)
-                    todo = [p for p in todo if p not in first]
+                    first_keys = {p.key for p in first}
+                    todo = [p for p in todo if p.key not in first_keys]
                     if not changes.failed and waiting:
                         recheck = [Pair(p.key, p.desired, live.get(p.key)) for p in waiting]
                         late: list[tuple[str, str]] = []
@@ -697,16 +698,15 @@ class Reconciler:
             except KubeError as exc:
                 changes.add(key, Action.FAILED, f"CreateNamespace=true: {exc.message}")
                 return
+        desired = {p.key: p.desired for p in todo if p.desired is not None}
         applied, done = self.manager.apply_all(
             (p.desired, p.live is not None) for p in todo if p.desired is not None)
         changes.extend(applied)
         for k, o in done.items():
             live[k] = o
             objs[k] = o
-            desired = next(p.desired for p in todo if p.key == k)
-            assert desired is not None
             # applying the same object again would give this very result
-            self._dry_runs[k] = (_hash(desired), _rv(o), o)
+            self._dry_runs[k] = (_hash(desired[k]), _rv(o), o)
 
     def _ensure_namespace(self, name: str) -> None:
         if self.kube.get_or_none("v1", "Namespace", name) is None:
