@@ -156,7 +156,8 @@ def test_the_agents_own_namespace_and_identity_are_never_applied(lab_app: LabApp
     assert "app/own.yaml: Namespace gitops-lab" in message, message
     assert "ServiceAccount gitops-lab/gitops-lab-agent" in message, message
     ns = admin.get("v1", "Namespace", "gitops-lab")
-    assert "gitopslab.io/tracking-id" not in (ns["metadata"].get("annotations") or {})
+    assert (ns["metadata"].get("annotations") or {}).get("gitopslab.io/tracking-id") != \
+        f"gitops-lab_{lab_app.name}:/Namespace:/gitops-lab", "the app adopted the namespace"
     # ... and removing it again prunes nothing of the agent
     fixed = lab_app.commit(delete=("app/own.yaml",), message="remove it again")
     lab_app.wait(synced(fixed), "recovery")
