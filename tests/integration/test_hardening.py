@@ -200,10 +200,20 @@ def test_partly_invalid_commit_into_a_new_namespace_applies_nothing(lab_app: Lab
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
         "spec": {"selector": {"app": "web"}, "ports": [{"port": 99999}]}})
     lab_app.init({"app/good.yaml": configmap("good"), "app/svc.yaml": service,
-                  "app/name.yaml": configmap("Not_A_Name")})
+                  "app/name.yaml": configmap("Not_A_Name"),
+                  "app/big.yaml": configmap("big", blob="x" * 1_600_000)})
     assert admin.get_or_none("v1", "Namespace", lab_app.namespace) is None
     lab_app.create()  # CreateNamespace=true
-    app = lab_app.wait(lambda a: "ComparisonError" in conditions(a), "the dry-run failure")
+    # an object too large to store is refused before anything is asked or written
+    app = lab_app.wait(lambda a: "ComparisonError" in conditions(a), "the size refusal")
+    message = conditions(app)["ComparisonError"]
+    assert "app/big.yaml: ConfigMap" in message and "at most 1536 KiB" in message, message
+    assert admin.get_or_none("v1", "Namespace", lab_app.namespace) is None
+    # without it: the namespace is created first, then every object is dry-run, and the
+    # invalid ones stop the valid one from being written
+    second = lab_app.commit(delete=("app/big.yaml",), message="drop the big one")
+    app = lab_app.wait(lambda a: st(a, "sync", "revision") == second
+                       and "ComparisonError" in conditions(a), "the dry-run failure")
     message = conditions(app)["ComparisonError"]
     assert "app/svc.yaml: Service" in message and "99999" in message, message
     assert "app/name.yaml" in message and "Not_A_Name" in message, message
