@@ -418,6 +418,23 @@ class Lab:
             yield
         finally:
             self.ensure_agent()
+            self._finish_deletions()
+
+    def _finish_deletions(self, timeout: float = 30.0) -> None:
+        """Applications deleted while the agent was away carry the resources finalizer: the
+        agent back, wait until it has deleted their objects and let them go (so the next
+        step does not meet a half-deleted app); past `timeout`, let them go orphaning."""
+        deadline = time.monotonic() + timeout
+        while True:
+            deleting = [a["metadata"]["name"] for a in self.apps.list()
+                        if (a.get("metadata") or {}).get("deletionTimestamp")]
+            if not deleting:
+                return
+            if time.monotonic() > deadline:
+                for name in deleting:
+                    self.apps.remove_finalizers(name)
+                return
+            time.sleep(0.2)
 
 
 def _st(app: Mapping[str, Any], *path: str) -> Any:

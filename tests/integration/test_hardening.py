@@ -409,3 +409,41 @@ def test_a_retried_sync_counts_up_one_event(admin: Kube) -> None:
     counts = sorted((e["message"], e["count"]) for e in events)
     assert counts == [("automated sync: syncing to abc (retry 2)", 3),
                       ("automated sync: syncing to def", 1)], counts
+
+
+def test_an_app_deleted_while_the_agent_was_away_is_finalized_when_it_is_back(
+        admin: Kube, git_server: GitServer, tmp_path: Path) -> None:
+    """The chapter-03 catch-up: delete with the agent paused, then start it again."""
+    from gitops_lab.agent import AgentOptions
+
+    ns = f"away-{uuid.uuid4().hex[:6]}"
+    admin.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    name = "cascade"
+    git_server.create_repo(ns, {"app/cm.yaml": configmap("a")}, message="initial")
+    local_apps = Apps(admin, namespace=ns)
+
+    def agent() -> Agent:
+        started = Agent(admin, AgentOptions(namespace=ns, poll_interval=0.5,
+                                            cache_dir=tmp_path / "repos")).start()
+        assert started.wait_ready(30)
+        return started
+
+    first = agent()
+    try:
+        local_apps.apply(application(name, git_server.url(ns), "app", namespace=ns,
+                                     dest_namespace=ns, cascade=True))
+        local_apps.wait(name, synced(), timeout=30, what="the first sync")
+    finally:
+        first.stop()
+    try:
+        assert local_apps.delete(name, wait=1.0) is False, "deleted without the finalizer"
+        assert admin.get_or_none("v1", "ConfigMap", "a", ns) is not None
+        second = agent()
+        try:
+            assert local_apps.delete(name, wait=15.0) is True, "the finalizer never ran"
+            assert admin.get_or_none("v1", "ConfigMap", "a", ns) is None
+        finally:
+            second.stop()
+    finally:
+        local_apps.remove_finalizers(name)
+        admin.delete("v1", "Namespace", ns, propagation="Background")
