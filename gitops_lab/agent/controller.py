@@ -456,7 +456,7 @@ class Agent:
         problems = unreadable + [f"{c.key}: {c.message}" for c in changes.failed]
         if problems:
             message = "cannot delete the app's objects: " + "; ".join(problems)
-            delay = self._retry_later(app_key, ("delete", *sorted(problems)))
+            delay = self._retry_later(app_key, ("delete",))
             with self._lock:
                 first = ("DeletionError",) not in self._alerted.get(app_key, set())
                 self._alerted.setdefault(app_key, set()).add(("DeletionError",))
@@ -468,8 +468,12 @@ class Agent:
                 {"type": "DeletionError", "message": message, "lastTransitionTime": now()}]})
             return
         deleted = [str(c.key) for c in changes if c.action.value == "pruned"]
+        kept = [str(k) for k in inventory
+                if k.kind == "CustomResourceDefinition" and live.get(k) is not None]
         self.recorder.record(app, "Normal", "Deleted",
-                             "deleted with the app: " + (", ".join(deleted) or "nothing left"))
+                             "deleted with the app: " + (", ".join(deleted) or "nothing left")
+                             + (f"; left in place (CRDs are never deleted in cascade): "
+                                f"{', '.join(kept)}" if kept else ""))
         remaining = [f for f in finalizers if f != RESOURCES_FINALIZER]
         try:
             self.kube.request(

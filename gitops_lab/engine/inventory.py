@@ -89,11 +89,14 @@ def cascade_candidates(inventory: Iterable[ResourceKey], live: Mapping[ResourceK
                        app_namespace: str, app_name: str,
                        app_of_apps: bool = False) -> list[Obj]:
     """What deleting an Application with the resources finalizer deletes: its inventory
-    objects that exist and carry its tracking id; never the agent's own objects."""
+    objects that exist and carry its tracking id; never the agent's own objects, and never a
+    CustomResourceDefinition (that would delete every custom resource of it, in every
+    namespace — which is also why the agent's RBAC may not delete CRDs: they are left)."""
     out: list[Obj] = []
     for key in inventory:
         obj = live.get(key)
         if obj is not None and is_owned(obj, app_namespace, app_name) and \
+                key.kind != "CustomResourceDefinition" and \
                 not is_protected(key, obj, app_namespace, app_of_apps):
             out.append(obj)
     return out

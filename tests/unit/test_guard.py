@@ -62,7 +62,10 @@ def test_prune_and_cascade_never_touch_the_agents_own_objects() -> None:
     assert [p.key.name for p in prune_candidates(pairs, "gitops-lab", "web")] == ["c"]
     assert [p.key.name for p in prune_candidates(pairs, "gitops-lab", "web", True)] == \
         ["c", "child"]
-    live = {p.key: p.live for p in pairs}
+    crd = owned({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                 "metadata": {"name": "crontabs.stable.example.com"},
+                 "spec": {"group": "stable.example.com"}})
+    live = {p.key: p.live for p in pairs} | {ResourceKey.from_object(crd): crd}
     assert [o["metadata"]["name"] for o in
             cascade_candidates(list(live), live, "gitops-lab", "web")] == ["c"]
 
