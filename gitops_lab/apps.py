@@ -10,7 +10,15 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from gitops_lab.api.types import API_VERSION, GROUP, KIND, PLURAL, REFRESH_ANNOTATION, VERSION
+from gitops_lab.api.types import (
+    API_VERSION,
+    GROUP,
+    KIND,
+    PLURAL,
+    REFRESH_ANNOTATION,
+    RESOURCES_FINALIZER,
+    VERSION,
+)
 from gitops_lab.kube import Kube, KubeError, ResourceInfo
 
 __all__ = ["OPERATION_ID", "AppError", "Apps", "application", "operation_id"]
@@ -38,8 +46,10 @@ def application(
     self_heal: bool = False,
     allow_empty: bool = False,
     create_namespace: bool = True,
+    cascade: bool = False,
 ) -> Obj:
-    """An Application manifest, as a learner would write it in YAML."""
+    """An Application manifest, as a learner would write it in YAML. With `cascade`, it carries
+    the resources finalizer: deleting the Application then deletes the objects it deployed."""
     spec: Obj = {
         "source": {"repoURL": repo_url, "targetRevision": target_revision, "path": path},
         "destination": {"namespace": dest_namespace or name},
@@ -52,8 +62,10 @@ def application(
         policy["syncOptions"] = ["CreateNamespace=true"]
     if policy:
         spec["syncPolicy"] = policy
-    return {"apiVersion": API_VERSION, "kind": KIND,
-            "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+    meta: Obj = {"name": name, "namespace": namespace}
+    if cascade:
+        meta["finalizers"] = [RESOURCES_FINALIZER]
+    return {"apiVersion": API_VERSION, "kind": KIND, "metadata": meta, "spec": spec}
 
 
 class Apps:
@@ -80,9 +92,31 @@ class Apps:
         """Create or update an Application (server-side apply, as `kubectl apply` would)."""
         return self.kube.apply(app, field_manager=CLIENT_MANAGER)
 
-    def delete(self, name: str) -> None:
+    def delete(self, name: str, *, wait: float = 0.0) -> bool:
+        """Delete an Application; with `wait`, wait that long for it to be gone (with the
+        resources finalizer, the agent deletes its objects first). True when it is gone."""
         try:
             self.kube.request("DELETE", self._path(name))
+        except KubeError as exc:
+            if not exc.not_found:
+                raise
+            return True
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                self.kube.request("GET", self._path(name))
+            except KubeError as exc:
+                if exc.not_found:
+                    return True
+                raise
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
+
+    def remove_finalizers(self, name: str) -> None:
+        """Let a stuck deletion finish (no agent to run the finalizer): objects are orphaned."""
+        try:
+            self._merge(name, {"metadata": {"finalizers": None}})
         except KubeError as exc:
             if not exc.not_found:
                 raise

@@ -441,8 +441,9 @@ class Lab:
     # ---- the sample app ------------------------------------------------------------------------
     def sample_app(self, name: str = "guestbook", *, automated: bool = True,
                    self_heal: bool = False, prune: bool = True) -> Obj:
+        # with the resources finalizer: deleting the app deletes what it deployed (cascade)
         return application(name, self.repo_url, SAMPLE_PATH, dest_namespace=name,
-                           automated=automated, self_heal=self_heal, prune=prune)
+                           automated=automated, self_heal=self_heal, prune=prune, cascade=True)
 
     def reset_sample(self, name: str = "guestbook", *, self_heal: bool = False,
                      wait: bool = True) -> Obj:
@@ -550,8 +551,14 @@ class Lab:
 
     # ---- cleanup ----------------------------------------------------------------------------------
     def delete_app(self, name: str = "guestbook", *, timeout: float = 30.0) -> None:
-        """Delete the Application and the objects it deployed (its namespace)."""
-        self.apps.delete(name)
+        """Delete the Application and the objects it deployed (its namespace).
+
+        The sample app carries the resources finalizer, so the agent deletes its objects and
+        then lets the Application go; without a running agent nobody would, so after
+        `timeout` the finalizer is removed here and the namespace deleted directly."""
+        if not self.apps.delete(name, wait=timeout if self.agent_info() else 0.0):
+            self.apps.remove_finalizers(name)
+            self.apps.delete(name, wait=10.0)
         self.kubectl("delete", "namespace", name, "--ignore-not-found", "--wait=false")
 
     def cleanup(self, *, cluster: bool = True) -> None:
@@ -573,6 +580,23 @@ class Lab:
             yield
         finally:
             self.ensure_agent()
+            self._finish_deletions()
+
+    def _finish_deletions(self, timeout: float = 30.0) -> None:
+        """Applications deleted while the agent was away carry the resources finalizer: the
+        agent back, wait until it has deleted their objects and let them go (so the next
+        step does not meet a half-deleted app); past `timeout`, let them go orphaning."""
+        deadline = time.monotonic() + timeout
+        while True:
+            deleting = [a["metadata"]["name"] for a in self.apps.list()
+                        if (a.get("metadata") or {}).get("deletionTimestamp")]
+            if not deleting:
+                return
+            if time.monotonic() > deadline:
+                for name in deleting:
+                    self.apps.remove_finalizers(name)
+                return
+            time.sleep(0.2)
 
 
 def _remote_has_refs(url: str, timeout: float = 30.0) -> bool:

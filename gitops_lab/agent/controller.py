@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gitops_lab.agent.events import Alerter, Recorder
+from gitops_lab.agent.fetcher import GitFetcher
 from gitops_lab.agent.livecache import KindWatch, LiveCache
 from gitops_lab.agent.server import AgentServer, Metrics
 from gitops_lab.agent.status import build_status, now, status_changed
@@ -24,12 +25,15 @@ from gitops_lab.api.types import (
     GROUP,
     PLURAL,
     REFRESH_ANNOTATION,
+    RESOURCES_FINALIZER,
     VERSION,
     HealthStatus,
     ResourceKey,
     SyncStatus,
 )
 from gitops_lab.cluster.binaries import cache_root
+from gitops_lab.engine.guard import APP_OF_APPS_OPTION
+from gitops_lab.engine.inventory import cascade_candidates, inventory_keys
 from gitops_lab.engine.sync import AppSpec, Reconciler, ReconcileResult, SpecError, SyncRequest
 from gitops_lab.kube import Kube, KubeError, ResourceInfo
 from gitops_lab.source import RepoCache, SourceError
@@ -42,6 +46,14 @@ AppKey = tuple[str, str]  # (namespace, name)
 APP_INFO = ResourceInfo(GROUP, VERSION, "Application", PLURAL, True, ("list", "watch"))
 HEALTH_PROBE_AFTER = 10.0  # seconds without a successful API call before /healthz checks
 HEALTH_PROBE_EVERY = 2.0  # at most one such check per this many seconds
+
+# Retry of a failing app at an unchanged revision and spec, Argo CD-like: 2 s, 4 s, 8 s … 3 min.
+# A new revision, a spec change or a success resets it; a change of a watched object, a
+# refresh or the periodic resync still re-check the app at once.
+BACKOFF_BASE = 2.0
+BACKOFF_MAX = 180.0
+# conditions that are failures (retried with backoff); SharedResourceWarning is not one
+ERROR_CONDITIONS = ("ComparisonError", "SyncError", "SourceError")
 
 
 @dataclass
@@ -63,14 +75,18 @@ class WorkQueue:
         self._cond = threading.Condition()
         self._pending: dict[AppKey, tuple[float, bool]] = {}  # key -> (due time, fetch)
         self._active: set[AppKey] = set()
-        self._again: dict[AppKey, bool] = {}
+        self._again: dict[AppKey, tuple[float, bool]] = {}  # added while active: (due, fetch)
         self._closed = False
 
     def add(self, key: AppKey, *, fetch: bool = False, delay: float = 0.0) -> None:
         with self._cond:
             due = time.monotonic() + delay
             if key in self._active:
-                self._again[key] = self._again.get(key, False) or fetch
+                # keep the delay: a retry queued by the reconcile itself must not run at once
+                old_again = self._again.get(key)
+                if old_again is not None:
+                    due, fetch = min(due, old_again[0]), fetch or old_again[1]
+                self._again[key] = (due, fetch)
                 return
             old = self._pending.get(key)
             if old is not None:
@@ -100,8 +116,11 @@ class WorkQueue:
         with self._cond:
             self._active.discard(key)
             if key in self._again:
-                fetch = self._again.pop(key)
-                self._pending[key] = (time.monotonic(), fetch)
+                due, fetch = self._again.pop(key)
+                old = self._pending.get(key)
+                if old is not None:
+                    due, fetch = min(due, old[0]), fetch or old[1]
+                self._pending[key] = (due, fetch)
                 self._cond.notify()
 
     def close(self) -> None:
@@ -123,6 +142,10 @@ class Agent:
         self.repos = RepoCache(self.options.cache_dir)
         self.live = LiveCache(kube, self._on_live_change)
         self.reconciler = Reconciler(kube, self.repos, self.live, kubectl=self.options.kubectl)
+        self._stop = threading.Event()
+        self.fetcher = GitFetcher(self._fetch_repo, self._after_fetch, self._stop)
+        self.reconciler.background_fetch = self.fetcher.request
+        self._fetch_failing: dict[str, bool] = {}
         self.recorder = Recorder(kube)
         self.alerter = Alerter(self.options.alert_webhook)
         self.metrics = Metrics()
@@ -134,8 +157,9 @@ class Agent:
         self._seen: dict[AppKey, tuple[Any, ...]] = {}
         self._heads: dict[AppKey, str] = {}
         self._handled_ops: dict[AppKey, int] = {}  # app -> generation whose operation is done
+        self._failures: dict[AppKey, tuple[Any, int]] = {}  # app -> (what failed, how often)
+        self._alerted: dict[AppKey, set[tuple[str, ...]]] = {}  # de-duplication of alerts
         self._lock = threading.RLock()
-        self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._app_watch = KindWatch(kube, APP_INFO, self._on_app_change, self._stop,
                                     namespace=self.options.namespace)
@@ -177,6 +201,7 @@ class Agent:
         self._stop.set()
         self.queue.close()
         self.images.stop(timeout)
+        self.fetcher.stop()
         self.live.stop()
         for thread in self._threads:
             thread.join(timeout)
@@ -252,12 +277,15 @@ class Agent:
                 self.results.pop(app_key, None)
                 self.statuses.pop(app_key, None)
                 self._seen.pop(app_key, None)
+                self._failures.pop(app_key, None)
+                self._alerted.pop(app_key, None)
                 for owners in self._owners.values():
                     owners.discard(app_key)
             return
         meta = obj.get("metadata") or {}
         refresh = (meta.get("annotations") or {}).get(REFRESH_ANNOTATION)
-        fingerprint = (meta.get("generation"), refresh, bool(obj.get("operation")))
+        fingerprint = (meta.get("generation"), refresh, bool(obj.get("operation")),
+                       meta.get("deletionTimestamp"))
         with self._lock:
             if _older(obj, self.apps.get(app_key)):
                 return  # a late event; we already hold a newer copy (e.g. from our own patch)
@@ -276,38 +304,57 @@ class Agent:
             self.queue.add(app_key)
 
     def _poll_git(self) -> None:
-        """Fetch each repo once per interval; queue the apps whose target moved."""
+        """Ask for a fetch of each repo once per interval; never waits for one (each repo is
+        fetched on its own thread, see agent/fetcher.py, and `_after_fetch` queues apps)."""
         last_resync = time.monotonic()
         while not self._stop.wait(self.options.poll_interval):
             with self._lock:
                 apps = dict(self.apps)
-            by_repo: dict[str, list[tuple[AppKey, AppSpec]]] = {}
-            for app_key, app in apps.items():
-                try:
-                    spec = AppSpec.from_object(app)
-                except SpecError:
-                    continue
-                by_repo.setdefault(spec.repo_url, []).append((app_key, spec))
-            for url, members in by_repo.items():
-                failing = url in self.reconciler.fetch_errors
-                with contextlib.suppress(SourceError):  # never fetched: the reconcile says why
-                    self.reconciler.fetch(url, timeout=10)
-                if failing != (url in self.reconciler.fetch_errors):
-                    for app_key, _ in members:
-                        self.queue.add(app_key)  # Git went away or came back: say so
-                if url in self.reconciler.fetch_errors:
-                    continue
-                for app_key, spec in members:
-                    try:
-                        head = self.reconciler.resolve(spec, None, fetch=False)
-                    except SourceError:
-                        head = ""
-                    if self._heads.get(app_key) != head:
-                        self._heads[app_key] = head
-                        self.queue.add(app_key)
+            urls: set[str] = set()
+            for app in apps.values():
+                with contextlib.suppress(SpecError):
+                    urls.add(AppSpec.from_object(app).repo_url)
+            for url in urls:
+                if not self.fetcher.busy(url):  # one that never answers is not asked again
+                    self.fetcher.request(url)
             if time.monotonic() - last_resync > self.options.resync_interval:
                 last_resync = time.monotonic()
                 for app_key in apps:
+                    self.queue.add(app_key)
+
+    def _fetch_repo(self, url: str) -> None:
+        with contextlib.suppress(SourceError):  # recorded in reconciler.fetch_errors
+            have_mirror = (self.repos.mirror_path(url) / "HEAD").exists()
+            self.reconciler.fetch(url, timeout=10 if have_mirror else 30)
+
+    def _after_fetch(self, url: str) -> None:
+        """On the repo's fetch thread: queue the apps of `url` whose target moved, or all of
+        them when Git went away or came back."""
+        with self._lock:
+            apps = dict(self.apps)
+        members: list[tuple[AppKey, AppSpec]] = []
+        for app_key, app in apps.items():
+            with contextlib.suppress(SpecError):
+                spec = AppSpec.from_object(app)
+                if spec.repo_url == url:
+                    members.append((app_key, spec))
+        failing = url in self.reconciler.fetch_errors
+        if failing != self._fetch_failing.get(url, False):
+            self._fetch_failing[url] = failing
+            for app_key, _ in members:
+                self.queue.add(app_key)  # Git went away or came back: say so
+        if failing or not (self.repos.mirror_path(url) / "HEAD").exists():
+            return
+        for app_key, spec in members:
+            try:
+                head = self.reconciler.resolve(spec, None, fetch=False)
+            except SourceError:
+                head = ""
+            if self._heads.get(app_key) != head:
+                self._heads[app_key] = head
+                with self._lock:
+                    last = self.results.get(app_key)
+                if last is None or last.revision != head:  # else compared at it already
                     self.queue.add(app_key)
 
     def webhook(self, payload: dict[str, Any]) -> int:
@@ -341,23 +388,35 @@ class Agent:
             try:
                 self._process(app_key, fetch)
             except KubeError as exc:
-                log.warning("reconcile %s/%s: %s (retrying)", *app_key, exc.message)
+                delay = self._retry_later(app_key, ("api", exc.status), fetch)
+                log.warning("reconcile %s/%s: %s (retrying in %.0f s)", *app_key, exc.message,
+                            delay)
                 self.metrics.reconciles.labels(f"{app_key[0]}/{app_key[1]}", "error").inc()
-                self.queue.done(app_key)
-                self.queue.add(app_key, fetch=fetch, delay=1.0)
-                continue
             except Exception:
-                log.exception("reconcile %s/%s crashed", *app_key)
-                self.queue.done(app_key)
-                self.queue.add(app_key, fetch=fetch, delay=2.0)
-                continue
+                delay = self._retry_later(app_key, ("crash",), fetch)
+                log.exception("reconcile %s/%s crashed (retrying in %.0f s)", *app_key, delay)
             self.queue.done(app_key)
+
+    def _retry_later(self, app_key: AppKey, what: tuple[Any, ...], fetch: bool = False) -> float:
+        """Queue a failed app again after an exponential backoff (see BACKOFF_BASE)."""
+        with self._lock:
+            app = self.apps.get(app_key) or {}
+            signature = ((app.get("metadata") or {}).get("generation"), *what)
+            old, count = self._failures.get(app_key, (None, 0))
+            count = count + 1 if old == signature else 1
+            self._failures[app_key] = (signature, count)
+        delay = float(min(BACKOFF_BASE * 2 ** (count - 1), BACKOFF_MAX))
+        self.queue.add(app_key, fetch=fetch, delay=delay)
+        return delay
 
     def _process(self, app_key: AppKey, fetch: bool) -> None:
         with self._lock:
             app = self.apps.get(app_key)
             prev = dict(self.statuses.get(app_key) or (app or {}).get("status") or {})
         if app is None:
+            return
+        if (app.get("metadata") or {}).get("deletionTimestamp"):
+            self._finalize(app_key, app, prev)  # being deleted: never sync it again
             return
         label = f"{app_key[0]}/{app_key[1]}"
         generation = int((app.get("metadata") or {}).get("generation") or 0)
@@ -373,10 +432,18 @@ class Agent:
         started = now()
         t0 = time.perf_counter()
 
+        last_op = prev.get("operationState") or {}
+        last_failed = (last_op.get("phase") == "Failed",
+                       (last_op.get("syncResult") or {}).get("revision"))
+
         def on_sync_start(sha: str) -> None:
             why = "operation" if request else "automated sync"
+            retry = request is None and last_failed == (True, sha)
             self.recorder.record(app, "Normal", "SyncStarted",
-                                 f"{why}: syncing to {sha[:7]}", revision=sha)
+                                 f"{why}: syncing to {sha[:7]}" + (" (retry)" if retry else ""),
+                                 revision=sha,
+                                 # a retry of a failed sync counts up one Event, like kubectl's
+                                 aggregate=("SyncStarted", sha) if retry else None)
 
         result = self.reconciler.reconcile(app, fetch=fetch, sync=request, previous=prev,
                                            on_sync_start=on_sync_start)
@@ -411,8 +478,65 @@ class Agent:
         self.metrics.reconciles.labels(label, "ok" if result.ok else "error").inc()
         self.metrics.duration.labels(label).observe(elapsed)
         self.metrics.set_state(label, result.sync_status.value, result.health.status.value)
-        if not result.ok:
-            self.queue.add(app_key, delay=max(self.options.poll_interval, 2.0))
+        failing = [c.type for c in result.conditions if c.type in ERROR_CONDITIONS]
+        if failing:
+            self._retry_later(app_key, (result.revision, *failing))
+        else:
+            with self._lock:
+                self._failures.pop(app_key, None)
+
+    def _finalize(self, app_key: AppKey, app: Mapping[str, Any], status: Mapping[str, Any]) -> None:
+        """An Application being deleted. With the resources finalizer: delete its inventory
+        objects that carry its tracking annotation (never the agent's own), then remove the
+        finalizer. Without it: nothing — its objects are orphaned, as in Argo CD."""
+        meta = app.get("metadata") or {}
+        finalizers = list(meta.get("finalizers") or [])
+        if RESOURCES_FINALIZER not in finalizers:
+            return
+        policy = (app.get("spec") or {}).get("syncPolicy") or {}
+        app_of_apps = APP_OF_APPS_OPTION in (policy.get("syncOptions") or [])
+        inventory = inventory_keys(status)
+        live: dict[ResourceKey, dict[str, Any] | None] = {}
+        unreadable: list[str] = []
+        for key in inventory:
+            try:
+                live[key] = self.live.get(key)
+            except KubeError as exc:
+                if not exc.not_found:
+                    unreadable.append(f"{key}: {exc.message}")
+        doomed = cascade_candidates(inventory, live, app_key[0], app_key[1], app_of_apps)
+        changes = self.reconciler.manager.delete_all(doomed)
+        problems = unreadable + [f"{c.key}: {c.message}" for c in changes.failed]
+        if problems:
+            message = "cannot delete the app's objects: " + "; ".join(problems)
+            delay = self._retry_later(app_key, ("delete",))
+            with self._lock:
+                first = ("DeletionError",) not in self._alerted.get(app_key, set())
+                self._alerted.setdefault(app_key, set()).add(("DeletionError",))
+            if first:
+                self.recorder.record(app, "Warning", "DeletionFailed",
+                                     f"{message}; the finalizer {RESOURCES_FINALIZER} stays "
+                                     f"(retrying in {delay:.0f} s)")
+            self._write_status(app, {**status, "conditions": [
+                {"type": "DeletionError", "message": message, "lastTransitionTime": now()}]})
+            return
+        deleted = [str(c.key) for c in changes if c.action.value == "pruned"]
+        kept = [str(k) for k in inventory
+                if k.kind == "CustomResourceDefinition" and live.get(k) is not None]
+        self.recorder.record(app, "Normal", "Deleted",
+                             "deleted with the app: " + (", ".join(deleted) or "nothing left")
+                             + (f"; left in place (CRDs are never deleted in cascade): "
+                                f"{', '.join(kept)}" if kept else ""))
+        remaining = [f for f in finalizers if f != RESOURCES_FINALIZER]
+        try:
+            self.kube.request(
+                "PATCH", APP_INFO.path(*app_key),
+                body=[{"op": "test", "path": "/metadata/finalizers", "value": finalizers},
+                      {"op": "replace", "path": "/metadata/finalizers", "value": remaining}],
+                content_type="application/json-patch+json")
+        except KubeError as exc:
+            if not exc.not_found:
+                self._retry_later(app_key, ("finalizer", exc.status))
 
     def _index(self, app_key: AppKey, result: ReconcileResult) -> None:
         """Remember which live objects belong to which app, so their changes re-queue it."""
@@ -448,24 +572,33 @@ class Agent:
             if healing and result.changes is not None and not result.sync_error:
                 self.recorder.record(app, "Normal", "SelfHealed",
                                      f"reverted drift on {', '.join(names[:5])}", revision=rev)
-        if result.changes is not None:
-            if result.sync_error:
-                self._alert(app, "SyncFailed", result.sync_error, rev,
-                            [str(c.key) for c in result.changes.failed])
-            else:
-                self.recorder.record(app, "Normal", "Synced",
-                                     f"synced to {rev[:7]}: {result.changes.summary()}",
+        if result.changes is not None and not result.sync_error:
+            self.recorder.record(app, "Normal", "Synced",
+                                 f"synced to {rev[:7]}: {result.changes.summary()}",
+                                 revision=rev)
+            pruned = [str(c.key) for c in result.changes if c.action.value == "pruned"]
+            if pruned:
+                self.recorder.record(app, "Normal", "Pruned", "pruned " + ", ".join(pruned),
                                      revision=rev)
-                pruned = [str(c.key) for c in result.changes if c.action.value == "pruned"]
-                if pruned:
-                    self.recorder.record(app, "Normal", "Pruned", "pruned " + ", ".join(pruned),
-                                         revision=rev)
-        new_conds = {c.type: c.message for c in result.conditions}
-        old_conds = {c.get("type"): c.get("message") for c in prev.get("conditions") or []}
-        for ctype, msg in new_conds.items():
-            if ctype in ("ComparisonError", "SourceError", "SyncError", "InvalidSpecError") and \
-                    old_conds.get(ctype) != msg and not (result.changes and result.sync_error):
-                self._alert(app, "SyncFailed", f"{ctype}: {msg}", rev, [])
+        # SyncFailed: once per failure — keyed by condition type, revision and the objects
+        # named, never by the message text (which may carry a timestamp or vary in order)
+        app_key = (str(app["metadata"]["namespace"]), str(app["metadata"]["name"]))
+        failed = [str(c.key) for c in result.changes.failed] if result.changes else []
+        current: dict[tuple[str, ...], tuple[str, list[str]]] = {}
+        for cond in result.conditions:
+            if cond.type not in (*ERROR_CONDITIONS, "InvalidSpecError"):
+                continue
+            if cond.type == "SyncError" and result.sync_error:
+                message, resources = result.sync_error, failed
+            else:
+                message, resources = f"{cond.type}: {cond.message}", []
+            current[("SyncFailed", cond.type, rev, *cond.objects)] = (message, resources)
+        with self._lock:
+            before = self._alerted.get(app_key, set())
+            self._alerted[app_key] = set(current)
+        for key, (message, resources) in current.items():
+            if key not in before:
+                self._alert(app, "SyncFailed", message, rev, resources)
         health = result.health.status.value
         if prev_health != health:
             kind = "Warning" if health == HealthStatus.DEGRADED.value else "Normal"

@@ -47,6 +47,10 @@ class Recorder:
         self.recent: collections.deque[EventRecord] = collections.deque(maxlen=keep)
         self._listeners: list[Any] = []
         self._lock = threading.Lock()
+        # aggregated events: (namespace, app, key) -> (Event name, count), like client-go's
+        # EventCorrelator: a repeat PATCHes count and lastTimestamp instead of a new Event
+        self._aggregated: collections.OrderedDict[tuple[Any, ...], tuple[str, int]] = \
+            collections.OrderedDict()
 
     def subscribe(self, callback: Any) -> None:
         with self._lock:
@@ -59,15 +63,38 @@ class Recorder:
 
     def record(self, app: Mapping[str, Any], type_: str, reason: str, message: str, *,
                revision: str = "", resources: tuple[str, ...] = (), alerted: bool = False,
-               kind: str = KIND) -> None:
-        """One Event on `app` (an Application, or any object of `kind` in gitopslab.io)."""
+               kind: str = KIND, aggregate: tuple[Any, ...] | None = None) -> None:
+        """One Event on `app` (an Application, or any object of `kind` in gitopslab.io); with
+        `aggregate`, a repeat of that key on the same app counts up the existing Event (count,
+        lastTimestamp, message) instead of creating another."""
         meta = app.get("metadata") or {}
         ns, name = str(meta.get("namespace")), str(meta.get("name"))
         stamp = now()
+        event_name = f"{name}.{uuid.uuid4().hex[:12]}"
+        if aggregate is not None:
+            agg_key = (ns, name, type_, reason, *aggregate)
+            with self._lock:
+                seen = self._aggregated.get(agg_key)
+            if seen is not None:
+                old_name, count = seen
+                try:
+                    self.kube.request(
+                        "PATCH", f"/api/v1/namespaces/{ns}/events/{old_name}",
+                        body={"count": count + 1, "lastTimestamp": stamp,
+                              "message": message[:1024]},
+                        content_type="application/merge-patch+json")
+                except KubeError as exc:
+                    if not exc.not_found:
+                        log.warning("could not update event %s on %s/%s: %s", reason, ns,
+                                    name, exc.message)
+                else:
+                    with self._lock:
+                        self._aggregated[agg_key] = (old_name, count + 1)
+                    return
         event = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"name": f"{name}.{uuid.uuid4().hex[:12]}", "namespace": ns},
+            "metadata": {"name": event_name, "namespace": ns},
             "involvedObject": {
                 "apiVersion": API_VERSION, "kind": kind, "namespace": ns, "name": name,
                 "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion"),
@@ -86,6 +113,12 @@ class Recorder:
             self.kube.request("POST", f"/api/v1/namespaces/{ns}/events", body=event)
         except KubeError as exc:
             log.warning("could not record event %s on %s/%s: %s", reason, ns, name, exc.message)
+        else:
+            if aggregate is not None:
+                with self._lock:
+                    self._aggregated[(ns, name, type_, reason, *aggregate)] = (event_name, 1)
+                    while len(self._aggregated) > 1000:
+                        self._aggregated.popitem(last=False)
         rec = EventRecord(f"{ns}/{name}", type_, reason, message, stamp, revision, resources,
                           alerted)
         self.recent.append(rec)

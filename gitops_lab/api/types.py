@@ -14,6 +14,7 @@ __all__ = [
     "GROUP",
     "KIND",
     "PLURAL",
+    "RESOURCES_FINALIZER",
     "VERSION",
     "Action",
     "Health",
@@ -33,6 +34,9 @@ TRACKING_ANNOTATION = "gitopslab.io/tracking-id"
 REFRESH_ANNOTATION = "gitopslab.io/refresh"
 SYNC_WAVE_ANNOTATION = "gitopslab.io/sync-wave"
 FIELD_MANAGER = "gitops-lab"
+# On an Application: deleting it deletes its objects first (cascade), like Argo CD's
+# `resources-finalizer.argocd.argoproj.io`. Without it, its objects are left (orphaned).
+RESOURCES_FINALIZER = "resources-finalizer.gitopslab.io"
 
 
 class SyncStatus(str, enum.Enum):

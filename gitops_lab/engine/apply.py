@@ -149,9 +149,13 @@ class ResourceManager:
                     changes.add(key, Action.FAILED, outcome.message)
                     continue
                 results[key] = outcome
-                changes.add(key, Action.CONFIGURED if exists else Action.CREATED)
                 if key.kind == "CustomResourceDefinition":
-                    self.wait_established(key.name)
+                    try:  # its custom resources come in a later stage: wait until it is served
+                        self.wait_established(key.name)
+                    except KubeError as exc:
+                        changes.add(key, Action.FAILED, exc.message)
+                        continue
+                changes.add(key, Action.CONFIGURED if exists else Action.CREATED)
         return changes, results
 
     def map(self, func: Callable[[T], R], items: Sequence[T]) -> list[R]:

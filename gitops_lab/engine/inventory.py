@@ -9,8 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from gitops_lab.api.types import TRACKING_ANNOTATION, ResourceKey
+from gitops_lab.engine.guard import is_protected
 
-__all__ = ["Pair", "is_owned", "pair", "prune_candidates", "tracking_id"]
+__all__ = [
+    "Pair", "cascade_candidates", "inventory_keys", "is_owned", "pair", "prune_candidates",
+    "tracking_id",
+]
 
 Obj = dict[str, Any]
 
@@ -62,9 +66,37 @@ def pair(desired: Iterable[Obj], live: Mapping[ResourceKey, Obj | None],
     return out
 
 
-def prune_candidates(pairs: Iterable[Pair], app_namespace: str, app_name: str) -> list[Pair]:
-    """Objects that left Git, are in the inventory, exist live, and carry this app's id."""
+def prune_candidates(pairs: Iterable[Pair], app_namespace: str, app_name: str,
+                     app_of_apps: bool = False) -> list[Pair]:
+    """Objects that left Git, are in the inventory, exist live, and carry this app's id —
+    never the agent's own objects (engine/guard.py), whatever their annotation says."""
     return [
         p for p in pairs
         if p.desired is None and p.live is not None and is_owned(p.live, app_namespace, app_name)
+        and not is_protected(p.key, p.live, app_namespace, app_of_apps)
     ]
+
+
+def inventory_keys(status: Mapping[str, Any]) -> list[ResourceKey]:
+    """The app's inventory: the objects its last status listed."""
+    return [ResourceKey(str(r.get("group", "")), str(r.get("kind", "")),
+                        str(r.get("namespace", "")), str(r.get("name", "")),
+                        str(r.get("version", "")))
+            for r in status.get("resources") or []]
+
+
+def cascade_candidates(inventory: Iterable[ResourceKey], live: Mapping[ResourceKey, Obj | None],
+                       app_namespace: str, app_name: str,
+                       app_of_apps: bool = False) -> list[Obj]:
+    """What deleting an Application with the resources finalizer deletes: its inventory
+    objects that exist and carry its tracking id; never the agent's own objects, and never a
+    CustomResourceDefinition (that would delete every custom resource of it, in every
+    namespace — which is also why the agent's RBAC may not delete CRDs: they are left)."""
+    out: list[Obj] = []
+    for key in inventory:
+        obj = live.get(key)
+        if obj is not None and is_owned(obj, app_namespace, app_name) and \
+                key.kind != "CustomResourceDefinition" and \
+                not is_protected(key, obj, app_namespace, app_of_apps):
+            out.append(obj)
+    return out

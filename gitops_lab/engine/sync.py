@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gitops_lab.api.types import (
+    GROUP,
     TRACKING_ANNOTATION,
     Action,
     Health,
@@ -25,8 +27,9 @@ from gitops_lab.api.types import (
 )
 from gitops_lab.engine.apply import ChangeSet, ResourceManager
 from gitops_lab.engine.diff import ResourceDiff, compare
+from gitops_lab.engine.guard import APP_OF_APPS_OPTION, refusal
 from gitops_lab.engine.health import assess_health
-from gitops_lab.engine.inventory import Pair, is_owned, pair, prune_candidates
+from gitops_lab.engine.inventory import Pair, inventory_keys, is_owned, pair, prune_candidates
 from gitops_lab.kube import Kube, KubeError
 from gitops_lab.source import (
     CommitInfo,
@@ -52,6 +55,15 @@ __all__ = [
 ]
 
 Obj = dict[str, Any]
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# The cluster the agent runs in, as Argo CD names it; any other server is not supported.
+IN_CLUSTER_SERVERS = ("", "https://kubernetes.default.svc")
+# etcd's default --max-request-bytes: a larger object passes a dry run but never stores.
+MAX_OBJECT_BYTES = 1536 * 1024
+# With a background fetcher: how long a reconcile waits for a fetch it asked for.
+FETCH_WAIT = 3.0
+CLONE_WAIT = 5.0
 
 
 class SpecError(ValueError):
@@ -88,6 +100,14 @@ class AppSpec:
             raise SpecError("spec.source.repoURL is empty")
         if repo.startswith("file://") and not repo[len("file://"):].startswith("/"):
             raise SpecError(f"spec.source.repoURL {repo!r}: file:// needs an absolute path")
+        dest_ns = str(dest.get("namespace") or "")
+        if dest_ns and (len(dest_ns) > 63 or not _DNS1123_LABEL.match(dest_ns)):
+            raise SpecError(f"spec.destination.namespace {dest_ns!r} is not a valid namespace "
+                            "name (lowercase letters, digits and '-', at most 63, RFC 1123)")
+        server = str(dest.get("server") or "")
+        if server not in IN_CLUSTER_SERVERS:
+            raise SpecError(f"spec.destination.server {server!r}: only the agent's own cluster "
+                            f"is supported (omit it, or {IN_CLUSTER_SERVERS[1]!r})")
         limit = spec.get("revisionHistoryLimit", 10)
         if not isinstance(limit, int) or limit < 1:
             raise SpecError(f"spec.revisionHistoryLimit must be a positive integer, not {limit!r}")
@@ -97,7 +117,7 @@ class AppSpec:
             repo_url=repo,
             target_revision=str(source.get("targetRevision") or "HEAD"),
             path=str(source.get("path") or "."),
-            dest_namespace=str(dest.get("namespace") or ""),
+            dest_namespace=dest_ns,
             automated=automated is not None,
             prune=bool((automated or {}).get("prune", False)),
             self_heal=bool((automated or {}).get("selfHeal", False)),
@@ -109,6 +129,11 @@ class AppSpec:
     @property
     def create_namespace(self) -> bool:
         return "CreateNamespace=true" in self.sync_options
+
+    @property
+    def app_of_apps(self) -> bool:
+        """`AppOfApps=true`: the app may manage the Applications (and ImagePolicies) it created."""
+        return APP_OF_APPS_OPTION in self.sync_options
 
     @property
     def tracking_prefix(self) -> str:
@@ -127,6 +152,9 @@ class SyncRequest:
 class Condition:
     type: str
     message: str
+    # what the message is about (files, objects, repo URLs): events and alerts are
+    # de-duplicated on these, not on the message text, which may vary from try to try
+    objects: tuple[str, ...] = ()
 
 
 @dataclass
@@ -262,6 +290,9 @@ class Reconciler:
         self._resolved: dict[tuple[str, str], str] = {}  # (url, revision) -> sha, until a fetch
         self._commits: dict[tuple[str, str], CommitInfo] = {}
         self._lock = threading.Lock()
+        # The agent sets this to fetch on a repo's own thread (agent/fetcher.py): called with
+        # (url, seconds to wait for it), True when that fetch finished. None: fetch inline.
+        self.background_fetch: Callable[[str, float], bool] | None = None
 
     # ---- fetch + render --------------------------------------------------------------------
     def fetch(self, url: str, timeout: float = 30) -> None:
@@ -281,9 +312,20 @@ class Reconciler:
     def resolve(self, spec: AppSpec, revision: str | None, fetch: bool) -> str:
         """The full SHA to compare against (the repo is fetched first when asked, or never seen).
         Remembered until the next fetch of that repo, so drift reconciles start no git process."""
-        if fetch:
-            self.fetch(spec.repo_url)
-        key = (spec.repo_url, revision or spec.target_revision)
+        url = spec.repo_url
+        if self.background_fetch is not None:
+            have_mirror = (self.repos.mirror_path(url) / "HEAD").exists()
+            if fetch or not have_mirror:
+                # a repo that never answers holds this worker for seconds, not for the
+                # whole fetch timeout; the fetch goes on in the background and re-queues
+                self.background_fetch(url, FETCH_WAIT if have_mirror else CLONE_WAIT)
+                if not (self.repos.mirror_path(url) / "HEAD").exists():
+                    raise SourceError(self.fetch_errors.get(url) or (
+                        f"cannot fetch {url}: no answer within {CLONE_WAIT:g}s yet; still "
+                        "trying in the background"), url=url)
+        elif fetch:
+            self.fetch(url)
+        key = (url, revision or spec.target_revision)
         sha = self._resolved.get(key)
         if sha is None:
             sha = self.repos.resolve(*key)
@@ -319,8 +361,10 @@ class Reconciler:
     # ---- desired state -----------------------------------------------------------------------
     def _desired(
         self, spec: AppSpec, manifests: list[Manifest]
-    ) -> tuple[list[Obj], dict[ResourceKey, Manifest], list[str]]:
-        """Namespace defaulting, tracking annotation; unknown kinds are reported, not guessed."""
+    ) -> tuple[list[Obj], dict[ResourceKey, Manifest], list[tuple[str, str]]]:
+        """Namespace defaulting, tracking annotation; unknown kinds are reported, not guessed,
+        and the agent's own objects (engine/guard.py) are refused. Errors are
+        (subject, cause) pairs, the subject naming the file and the object."""
         crd_scopes: dict[tuple[str, str], bool] = {}
         for m in manifests:
             if m.obj.get("kind") == "CustomResourceDefinition":
@@ -330,9 +374,10 @@ class Reconciler:
                 )
         desired: list[Obj] = []
         origin: dict[ResourceKey, Manifest] = {}
-        errors: list[str] = []
+        errors: list[tuple[str, str]] = []
         for m in manifests:
-            obj = json.loads(json.dumps(m.obj))  # a private copy
+            text = json.dumps(m.obj)
+            obj = json.loads(text)  # a private copy
             api_version = str(obj["apiVersion"])
             group = api_version.rpartition("/")[0]
             try:
@@ -341,11 +386,10 @@ class Reconciler:
                 if exc.status != 404:
                     raise
                 if (group, obj["kind"]) not in crd_scopes:
-                    errors.append(
-                        f"{m.path}: {obj['kind']} {obj['metadata'].get('name')}: unknown kind "
-                        f"{obj['kind']!r} in {api_version!r} (no such resource type on the "
-                        "API server, and no CRD for it in this app)"
-                    )
+                    errors.append((
+                        f"{m.path}: {obj['kind']} {obj['metadata'].get('name')}",
+                        f"unknown kind {obj['kind']!r} in {api_version!r} (no such resource "
+                        "type on the API server, and no CRD for it in this app)"))
                     continue
                 namespaced = crd_scopes[(group, obj["kind"])]
             meta = obj["metadata"]
@@ -354,6 +398,15 @@ class Reconciler:
             else:
                 meta.pop("namespace", None)
             key = ResourceKey.from_object(obj)
+            why = refusal(key, obj, spec.namespace, spec.app_of_apps)
+            if why is not None:
+                errors.append((_where(m, key), f"refused: {why}; nothing of this commit is "
+                               "applied or pruned until it is removed from Git"))
+                continue
+            if len(text) > MAX_OBJECT_BYTES:
+                errors.append((_where(m, key), f"the object is {len(text) // 1024} KiB; the API "
+                               f"server stores at most {MAX_OBJECT_BYTES // 1024} KiB per object"))
+                continue
             annotations = meta.setdefault("annotations", {})
             annotations[TRACKING_ANNOTATION] = key.tracking_id(spec.namespace, spec.name)
             desired.append(obj)
@@ -362,8 +415,10 @@ class Reconciler:
 
     # ---- diff -------------------------------------------------------------------------------
     def _predict(self, key: ResourceKey, obj: Obj, live: Obj | None,
-                 pending_namespaces: set[str], pending_kinds: set[tuple[str, str]]) -> Obj:
-        """Dry-run apply, memoised on (desired hash, live resourceVersion)."""
+                 pending_namespaces: set[str], pending_kinds: set[tuple[str, str]]) -> Obj | None:
+        """Dry-run apply, memoised on (desired hash, live resourceVersion). None: it cannot be
+        asked yet, as its Namespace or CRD is created by this same sync (a sync creates
+        those first, then dry-runs it before applying anything else)."""
         digest = _hash(obj)
         rv = _rv(live)
         memo = self._dry_runs.get(key)
@@ -372,13 +427,39 @@ class Reconciler:
         if (key.namespace in pending_namespaces and live is None) or (
             (key.group, key.kind) in pending_kinds
         ):
-            return obj  # its Namespace or CRD is created by this same sync: nothing to ask yet
+            return None
         predicted = self.manager.dry_run(obj)
         self._dry_runs[key] = (digest, rv, predicted)
         return predicted
 
     def forget(self, key: ResourceKey) -> None:
         self._dry_runs.pop(key, None)
+
+    def _compare_all(self, pairs: list[Pair], origin: dict[ResourceKey, Manifest],
+                     result: ReconcileResult, errors: list[tuple[str, str]],
+                     pending_ns: set[str], pending_kinds: set[tuple[str, str]]) -> list[Pair]:
+        """Dry-run and compare `pairs` into result.diffs; failures go to `errors`. Returns the
+        pairs that could not be asked yet (their Namespace or CRD does not exist yet)."""
+
+        def predict(p: Pair) -> Obj | KubeError | None:
+            assert p.desired is not None
+            try:
+                return self._predict(p.key, p.desired, p.live, pending_ns, pending_kinds)
+            except KubeError as exc:
+                return exc
+
+        waiting: list[Pair] = []
+        for p, predicted in zip(pairs, self.manager.map(predict, pairs), strict=True):
+            if isinstance(predicted, KubeError):
+                errors.append((_where(origin.get(p.key), p.key), predicted.message))
+                continue
+            if predicted is None:
+                waiting.append(p)
+                assert p.desired is not None
+                result.diffs[p.key] = compare(p.key, p.desired, None)
+                continue
+            result.diffs[p.key] = compare(p.key, predicted, p.live)
+        return waiting
 
     # ---- the reconcile ------------------------------------------------------------------------
     def reconcile(
@@ -397,7 +478,7 @@ class Reconciler:
             spec = AppSpec.from_object(app)
         except SpecError as exc:
             result = ReconcileResult(None, trace=trace)
-            result.conditions.append(Condition("InvalidSpecError", str(exc)))
+            result.conditions.append(Condition("InvalidSpecError", str(exc), ("spec",)))
             return result
         result = ReconcileResult(spec, trace=trace)
         inventory = _inventory(status)
@@ -411,13 +492,14 @@ class Reconciler:
                 result.commit = self.commit_info(spec.repo_url, sha)
                 step.detail = f"{spec.repo_url} {revision or spec.target_revision} → {sha[:7]}"
         except SourceError as exc:
-            result.conditions.append(Condition("SourceError", str(exc)))
+            result.conditions.append(Condition("SourceError", str(exc), (spec.repo_url,)))
             self._health_only(result, spec, inventory)
             return result
         stale = self.fetch_errors.get(spec.repo_url)
         if stale:
             result.conditions.append(Condition(
-                "SourceError", f"{stale}; comparing with the last fetched revision {sha[:7]}"))
+                "SourceError", f"{stale}; comparing with the last fetched revision {sha[:7]}",
+                (spec.repo_url,)))
 
         # 2. render: the manifests at that SHA
         try:
@@ -426,7 +508,8 @@ class Reconciler:
                 step.detail = f"{len(manifests)} objects from {spec.path}"
         except (RenderError, SourceError) as exc:
             kind = "SourceError" if isinstance(exc, SourceError) else "ComparisonError"
-            result.conditions.append(Condition(kind, str(exc)))
+            subject = (exc.path if isinstance(exc, RenderError) else None) or spec.path
+            result.conditions.append(Condition(kind, str(exc), (subject,)))
             self._health_only(result, spec, inventory)
             return result
 
@@ -434,6 +517,12 @@ class Reconciler:
         with trace.step("diff") as step:
             desired, origin, errors = self._desired(spec, manifests)
             keys = [ResourceKey.from_object(o) for o in desired]
+            # kinds whose CRD this app ships: until it is applied, their objects do not exist
+            crd_kinds = {
+                (str((o.get("spec") or {}).get("group")),
+                 str(((o.get("spec") or {}).get("names") or {}).get("kind")))
+                for o in desired if o["kind"] == "CustomResourceDefinition"
+            }
             live: dict[ResourceKey, Obj | None] = {}
             unreadable: set[ResourceKey] = set()
             for k in [*keys, *inventory]:
@@ -442,16 +531,20 @@ class Reconciler:
                 try:
                     live[k] = self.live.get(k)
                 except KubeError as exc:  # e.g. Forbidden: the agent's RBAC does not cover it
+                    if exc.status == 404 and (k.group, k.kind) in crd_kinds:
+                        live[k] = None  # the kind is not served yet: its CRD comes with us
+                        continue
                     unreadable.add(k)
-                    errors.append(f"{_where(origin.get(k), k)}: cannot read the live object: "
-                                  f"{exc.message}")
+                    errors.append((_where(origin.get(k), k),
+                                   f"cannot read the live object: {exc.message}"))
             # namespaces this sync will create: objects in them cannot be dry-run yet
             pending_ns = {
                 str(o["metadata"]["name"]) for o, k in zip(desired, keys, strict=True)
                 if o["kind"] == "Namespace" and live.get(k) is None
             }
-            if spec.create_namespace and spec.dest_namespace and self.live.get(
-                    ResourceKey("", "Namespace", "", spec.dest_namespace, "v1")) is None:
+            dest_missing = bool(spec.create_namespace and spec.dest_namespace and self.live.get(
+                ResourceKey("", "Namespace", "", spec.dest_namespace, "v1")) is None)
+            if dest_missing:
                 pending_ns.add(spec.dest_namespace)
             pending_kinds = {
                 (str((o.get("spec") or {}).get("group")),
@@ -467,37 +560,37 @@ class Reconciler:
                     continue
                 owner = ((p.live or {}).get("metadata", {}).get("annotations") or {}).get(
                     TRACKING_ANNOTATION, "")
+                if p.live is not None and p.key.group == GROUP and \
+                        not is_owned(p.live, spec.namespace, spec.name):
+                    # an app of apps manages only the Applications it created
+                    by = f"managed by {owner.split(':', 1)[0]}" if owner else \
+                        "it has no tracking annotation"
+                    errors.append((_where(origin.get(p.key), p.key),
+                                   f"refused: it exists and was not created by this app ({by}); "
+                                   "an app of apps never adopts an existing Application"))
+                    continue
                 if p.live is not None and owner and not owner.startswith(spec.tracking_prefix):
                     shared.append(f"{_where(origin.get(p.key), p.key)} is already managed by "
                                   f"{owner.split(':', 1)[0].replace('_', '/')}; not touching it")
                     continue
                 to_compare.append(p)
-
-            def predict(p: Pair) -> Obj | KubeError:
-                assert p.desired is not None
-                try:
-                    return self._predict(p.key, p.desired, p.live, pending_ns, pending_kinds)
-                except KubeError as exc:
-                    return exc
-
-            for p, predicted in zip(to_compare, self.manager.map(predict, to_compare),
-                                    strict=True):
-                if isinstance(predicted, KubeError):
-                    errors.append(f"{_where(origin.get(p.key), p.key)}: {predicted.message}")
-                    continue
-                result.diffs[p.key] = compare(p.key, predicted, p.live)
+            waiting = self._compare_all(to_compare, origin, result, errors, pending_ns,
+                                        pending_kinds)
             step.detail = (f"{sum(d.status is SyncStatus.OUT_OF_SYNC for d in result.diffs.values())}"
                            f" of {len(desired)} out of sync")
+            if waiting:
+                step.detail += (f"; {len(waiting)} wait for their Namespace or CRD (a sync "
+                                "creates those first, then dry-runs them)")
             if errors:
                 step.ok = False
         if shared:
             result.conditions.append(Condition("SharedResourceWarning", "; ".join(shared)))
         if errors:
-            result.conditions.append(Condition("ComparisonError", "; ".join(errors)))
+            result.conditions.append(_errors_condition("ComparisonError", errors))
 
         out_of_sync = [d for d in result.diffs.values() if d.status is SyncStatus.OUT_OF_SYNC]
         result.compared_out_of_sync = list(out_of_sync)  # before any apply: what drifted
-        to_prune = prune_candidates(pairs, spec.namespace, spec.name)
+        to_prune = prune_candidates(pairs, spec.namespace, spec.name, spec.app_of_apps)
         last_synced = str(((status.get("operationState") or {}).get("syncResult") or {})
                           .get("revision", ""))
 
@@ -513,40 +606,53 @@ class Reconciler:
         if errors:
             trace.skip("apply", "comparison errors; nothing applied, nothing pruned")
             if sync is not None:
-                result.sync_error = "not synced: " + "; ".join(errors)
+                result.sync_error = "not synced: " + "; ".join(f"{s}: {c}" for s, c in errors)
                 result.changes = ChangeSet()
         elif empty_guard and (inventory or sha != last_synced):
             msg = (f"{spec.path} at {sha[:7]} renders no objects; an automated sync that would "
                    "leave the app empty needs syncPolicy.automated.allowEmpty: true")
-            result.conditions.append(Condition("SyncError", msg))
+            result.conditions.append(Condition("SyncError", msg, (spec.path,)))
             trace.skip("apply", "empty render without allowEmpty")
         elif wants_sync:
             changes = ChangeSet()
             if on_sync_start is not None:
                 on_sync_start(sha)
             with trace.step("apply") as step:
-                if spec.create_namespace and spec.dest_namespace:
-                    self._ensure_namespace(spec.dest_namespace)
-                todo = [(p.desired, p.live is not None) for p in pairs
+                objs: dict[ResourceKey, Obj] = {}
+                todo = [p for p in pairs
                         if p.desired is not None and p.key in result.diffs
                         and result.diffs[p.key].status is SyncStatus.OUT_OF_SYNC]
-                applied, objs = self.manager.apply_all(
-                    (d, exists) for d, exists in todo if d is not None
-                )
-                changes.extend(applied)
-                desired_by_key = {ResourceKey.from_object(d): d for d, _ in todo if d}
-                for k, o in objs.items():
-                    live[k] = o
-                    # applying the same object again would give this very result
-                    self._dry_runs[k] = (_hash(desired_by_key[k]), _rv(o), o)
+                if dest_missing or waiting:
+                    # preflight: first what the rest needs (the destination namespace, the
+                    # app's Namespaces and CRDs), then dry-run the rest, then apply it
+                    first = [p for p in todo
+                             if p.key.kind in ("Namespace", "CustomResourceDefinition")]
+                    self._apply_stage(first, changes, objs, live, spec if dest_missing else None)
+                    first_keys = {p.key for p in first}
+                    todo = [p for p in todo if p.key not in first_keys]
+                    if not changes.failed and waiting:
+                        recheck = [Pair(p.key, p.desired, live.get(p.key)) for p in waiting]
+                        late: list[tuple[str, str]] = []
+                        self._compare_all(recheck, origin, result, late, set(), set())
+                        if late:  # one ComparisonError, as if the namespace had been there
+                            result.conditions.append(_errors_condition("ComparisonError", late))
+                            result.sync_error = "not synced: " + "; ".join(
+                                f"{s}: {c}" for s, c in late)
+                            step.ok = False
+                            todo = []
+                        else:
+                            todo = [p for p in todo if p.key not in result.diffs or
+                                    result.diffs[p.key].status is SyncStatus.OUT_OF_SYNC]
+                if not changes.failed and not result.sync_error:
+                    self._apply_stage(todo, changes, objs, live, None)
                 for d in result.diffs.values():
-                    if d.status is SyncStatus.SYNCED:
+                    if d.status is SyncStatus.SYNCED and d.key not in objs:
                         changes.add(d.key, Action.UNCHANGED)
-                step.detail = applied.summary()
-                step.ok = not applied.failed
+                step.detail = changes.summary()
+                step.ok = step.ok and not changes.failed
 
             # 5. prune: only owned objects that left Git, and only when allowed
-            if to_prune and prune and not changes.failed:
+            if to_prune and prune and not changes.failed and not result.sync_error:
                 with trace.step("prune") as step:
                     pruned = self.manager.delete_all(p.live for p in to_prune if p.live)
                     changes.extend(pruned)
@@ -565,7 +671,9 @@ class Reconciler:
                 result.sync_error = "; ".join(
                     f"{_where(origin.get(c.key), c.key)}: {c.message}" for c in changes.failed
                 )
-                result.conditions.append(Condition("SyncError", result.sync_error))
+                result.conditions.append(Condition(
+                    "SyncError", result.sync_error,
+                    tuple(_where(origin.get(c.key), c.key) for c in changes.failed)))
             # re-compare what was applied: the cluster now equals Git for those objects
             for k, o in objs.items():
                 result.diffs[k] = compare(k, o, o)
@@ -578,6 +686,27 @@ class Reconciler:
             step.detail = f"{result.health.status.value}: {result.health.message}".rstrip(": ")
         result.live = {k: v for k, v in live.items() if v is not None}
         return result
+
+    def _apply_stage(self, todo: list[Pair], changes: ChangeSet, objs: dict[ResourceKey, Obj],
+                     live: dict[ResourceKey, Obj | None], create_ns: AppSpec | None) -> None:
+        """Apply `todo` (staged: Namespaces and CRDs first, CRDs waited for until Established);
+        with `create_ns`, first its destination namespace (CreateNamespace=true)."""
+        if create_ns is not None:
+            key = ResourceKey("", "Namespace", "", create_ns.dest_namespace, "v1")
+            try:
+                self._ensure_namespace(create_ns.dest_namespace)
+            except KubeError as exc:
+                changes.add(key, Action.FAILED, f"CreateNamespace=true: {exc.message}")
+                return
+        desired = {p.key: p.desired for p in todo if p.desired is not None}
+        applied, done = self.manager.apply_all(
+            (p.desired, p.live is not None) for p in todo if p.desired is not None)
+        changes.extend(applied)
+        for k, o in done.items():
+            live[k] = o
+            objs[k] = o
+            # applying the same object again would give this very result
+            self._dry_runs[k] = (_hash(desired[k]), _rv(o), o)
 
     def _ensure_namespace(self, name: str) -> None:
         if self.kube.get_or_none("v1", "Namespace", name) is None:
@@ -641,11 +770,11 @@ class Reconciler:
             step.detail = "Git unreadable: last known objects only"
 
 
+def _errors_condition(ctype: str, errors: list[tuple[str, str]]) -> Condition:
+    return Condition(ctype, "; ".join(f"{s}: {c}" for s, c in errors),
+                     tuple(sorted({s for s, _ in errors})))
+
+
 def _inventory(status: Mapping[str, Any]) -> list[ResourceKey]:
     """The app's inventory: the objects its last status listed."""
-    keys = []
-    for r in status.get("resources") or []:
-        keys.append(ResourceKey(str(r.get("group", "")), str(r.get("kind", "")),
-                                str(r.get("namespace", "")), str(r.get("name", "")),
-                                str(r.get("version", ""))))
-    return keys
+    return inventory_keys(status)

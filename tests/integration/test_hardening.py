@@ -1,348 +1,449 @@
-"""Issue 13, part A, against the real control plane and a real `git daemon`: kustomize stays in
-the repo, Secret values never show in a diff, `app sync` reports its own operation, the agent's
-HTTP bodies are bounded, and its identity survives a re-created ServiceAccount."""
+"""Issue 13, part B: a Git repo never reaches outside its app, and no failure spins, floods
+or lies. Real API server, real `git daemon`, the agent in-process as its ServiceAccount."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import http.client
-import os
-import secrets
 import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from agent_helpers import LabApp, conditions, st
+from agent_helpers import AlertReceiver, LabApp, conditions, st
 
-from gitops_lab.agent import Agent, AgentOptions
-from gitops_lab.agent.server import MAX_BODY
+from gitops_lab.agent import Agent
 from gitops_lab.apps import Apps, application
-from gitops_lab.install import agent_token_source, cluster_role_name, install
 from gitops_lab.kube import Kube, KubeError
 from gitops_lab.source import GitServer
-from gitops_lab.widgets import DiffView
 
 pytestmark = pytest.mark.cluster
 
 
-def configmap(name: str, **data: str) -> str:
-    return yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
+def configmap(name: str, namespace: str | None = None, **data: str) -> str:
+    meta: dict[str, Any] = {"name": name}
+    if namespace:
+        meta["namespace"] = namespace
+    return yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta,
                            "data": data or {"k": "v"}})
 
 
-def cli(lab_cluster: Any, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    """The real `gitops-lab` CLI, importing this checkout (PYTHONPATH) like the tests do."""
-    env = {"KUBECONFIG": str(lab_cluster.kubeconfig), "PATH": "/usr/bin:/bin",
-           "PYTHONPATH": os.environ.get("PYTHONPATH", ""), "HOME": os.environ.get("HOME", "/")}
-    return subprocess.run([sys.executable, "-m", "gitops_lab", *args], capture_output=True,
-                          text=True, env=env, check=False, timeout=timeout)
+def synced(revision: str | None = None) -> Any:
+    def check(app: dict[str, Any]) -> bool:
+        return st(app, "sync", "status") == "Synced" and not conditions(app) and (
+            revision is None or st(app, "sync", "revision") == revision)
+    return check
 
 
-def eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: not within {timeout} s (last: {last!r})")
-
-
-def healthz(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=10) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-
-
-# ---- item 1 and 10: kustomize confined to the repo, symlinks judged per app ----------------------
-
-
-def test_kustomize_escape_is_a_condition_and_a_bad_symlink_elsewhere_is_not(
-        lab_app: LabApp, admin: Kube, tmp_path: Path) -> None:
-    host = tmp_path / "host"
-    host.mkdir()
-    (host / "kustomization.yaml").write_text(
-        "configMapGenerator:\n- name: stolen\n  files: [secret.txt]\n")
-    (host / "secret.txt").write_text("HOST-ONLY-CONTENT\n")
-    good = lab_app.init({
-        "base/kustomization.yaml": "resources:\n- cm.yaml\n",
-        "base/cm.yaml": configmap("from-base"),
-        "app/kustomization.yaml": "resources:\n- ../base\n- keep.yaml\n",
-        "app/keep.yaml": configmap("keep"),
-        "other/x.yaml": configmap("x"),
-    })
-    assert lab_app.repo is not None
-    lab_app.repo.symlink("other/evil.yaml", "/etc/passwd")  # not this app's business
-    lab_app.repo.symlink("junk/dangling.yaml", "nothing.yaml")
-    good = lab_app.commit(message="bad symlinks elsewhere in the repo")
-    lab_app.create(prune=True)
-    app = lab_app.wait(lambda a: st(a, "sync", "revision") == good
-                       and st(a, "sync", "status") == "Synced", "Synced despite other symlinks")
-    assert not conditions(app)
-    climb = "../" * 40 + str(host).lstrip("/")
-    bad = lab_app.commit({"app/kustomization.yaml": f"resources:\n- ../base\n- {climb}\n"},
-                         message="climb out of the repo")
-    app = lab_app.wait(lambda a: st(a, "sync", "revision") == bad
-                       and "ComparisonError" in conditions(a), "the ComparisonError")
-    message = conditions(app)["ComparisonError"]
-    assert message.startswith(f"app/kustomization.yaml: resources entry '{climb}' leaves the "
-                              "repository"), message
-    assert admin.get_or_none("v1", "ConfigMap", "keep", lab_app.namespace) is not None  # no prune
-    stolen = [c["metadata"]["name"] for c in admin.list("v1", "ConfigMap", lab_app.namespace)
-              ["items"] if c["metadata"]["name"].startswith("stolen")]
-    assert stolen == []
-    fixed = lab_app.commit({"app/kustomization.yaml": "resources:\n- ../base\n- keep.yaml\n"},
-                           message="fix")
-    lab_app.wait(lambda a: st(a, "sync", "revision") == fixed and not conditions(a)
-                 and st(a, "sync", "status") == "Synced", "recovery")
-
-
-# ---- item 11: Secret values never appear in a diff ----------------------------------------------
-
-GIT_VALUE = "git-plain-VALUE-7f3"
-LIVE_VALUE = "live-plain-VALUE-9c1"
-SAME_VALUE = "same-plain-VALUE-2d8"
-
-
-def b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
-
-
-def test_secret_values_never_appear_in_app_diff_or_the_diff_widget(
-        admin: Kube, git_server: GitServer, lab_namespace: str, lab_cluster: Any,
-        tmp_path: Path) -> None:
-    name = f"secret-{uuid.uuid4().hex[:6]}"
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
-              "stringData": {"password": GIT_VALUE, "user": SAME_VALUE}}
-    git_server.create_repo(name, {"app/secret.yaml": yaml.safe_dump(secret),
-                                  "app/cm.yaml": configmap("plain")})
-    admin.create({"apiVersion": "v1", "kind": "Secret",
-                  "metadata": {"name": "db", "namespace": lab_namespace},
-                  "data": {"password": b64(LIVE_VALUE), "user": b64(SAME_VALUE)}})
-    apps = Apps(admin, lab_namespace)  # not the agent's namespace: no agent acts on it
-    apps.apply(application(name, git_server.url(name), "app", namespace=lab_namespace,
-                           dest_namespace=lab_namespace, automated=False))
-    out = cli(lab_cluster, "app", "diff", name, "-N", lab_namespace)
-    assert out.returncode == 1, out.stderr
-    shown = out.stdout + out.stderr
-    assert f"Secret {lab_namespace}/db" in out.stdout, out.stdout
-    assert "password: ++++++++\n" in out.stdout and "password: +++++++++\n" in out.stdout
-    widget = DiffView.for_app(admin, apps, name, cache_dir=tmp_path / "repos")
-    html = widget.summary.value + "".join(e["html"] + e["text"] for e in widget.entries)
-    assert "++++++++" in html
-    for value in (GIT_VALUE, LIVE_VALUE, SAME_VALUE):
-        for form in (value, b64(value)):
-            assert form not in shown, f"{form} in `app diff` output"
-            assert form not in html, f"{form} in the DiffView"
-
-
-# ---- item 4: `app sync` reports its own operation -----------------------------------------------
-
-
-def test_cli_sync_to_a_missing_revision_fails_with_the_agents_message(
-        lab_app: LabApp, lab_cluster: Any) -> None:
-    head = lab_app.init({"app/cm.yaml": configmap("settings")})
-    lab_app.create(automated=False)
-    out = cli(lab_cluster, "app", "sync", lab_app.name)
-    assert out.returncode == 0, out.stderr
-    assert "Last Sync:     Succeeded" in out.stdout
-    missing = "0123456789abcdef0123456789abcdef01234567"
-    out = cli(lab_cluster, "app", "sync", lab_app.name, "--revision", missing)
-    assert out.returncode != 0, out.stdout
-    assert "Succeeded" not in out.stdout, out.stdout
-    assert f"revision '{missing}' not found" in out.stdout
-    assert out.stderr.strip().splitlines()[-1].startswith(
-        f"error: sync of {lab_app.name} error: not synced: SourceError: revision '{missing}' "
-        "not found"), out.stderr
-    app = lab_app.get()
-    assert st(app, "operationState", "phase") == "Error"
-    assert st(app, "sync", "revision") == head  # still compared with the target
-    # and a good sync afterwards reports success again
-    out = cli(lab_cluster, "app", "sync", lab_app.name)
-    assert out.returncode == 0 and "Last Sync:     Succeeded" in out.stdout, out.stderr
-
-
-# ---- item 12: the running agent bounds request bodies -------------------------------------------
-
-
-def test_the_running_agent_refuses_a_huge_webhook(agent: Agent) -> None:
-    host = agent.url.removeprefix("http://")
-    conn = http.client.HTTPConnection(host, timeout=10)
-    try:
-        conn.putrequest("POST", "/webhook")
-        conn.putheader("Content-Length", str(300 * 1000 * 1000))
-        conn.endheaders()
-        with contextlib.suppress(OSError):
-            conn.send(b"{" * (2 * MAX_BODY))
-        resp = conn.getresponse()
-        assert resp.status == 413
-        assert f"larger than the limit of {MAX_BODY} bytes" in resp.read().decode()
-    finally:
-        conn.close()
-    assert healthz(agent.url)[0] == 200
-
-
-# ---- item 13: the agent's identity: install --namespace, 401 recovery, renewal --------------------
+def reconciles(agent: Agent, app: str) -> float:
+    """The agent's /metrics reconcile counter for one app (both results)."""
+    total = 0.0
+    for result in ("ok", "error"):
+        value = agent.metrics.registry.get_sample_value(
+            "gitopslab_reconcile_total", {"app": f"gitops-lab/{app}", "result": result})
+        total += value or 0.0
+    return total
 
 
 @pytest.fixture
-def agent_namespace(admin: Kube) -> Iterator[str]:
-    """A namespace for a second agent install; its cluster-wide RBAC is removed afterwards."""
-    name = f"agent-{secrets.token_hex(3)}"
-    yield name
-    for kind in ("ClusterRoleBinding", "ClusterRole"):
-        with contextlib.suppress(KubeError):
-            admin.delete("rbac.authorization.k8s.io/v1", kind, cluster_role_name(name))
+def other_app(agent: Agent, git_server: GitServer, apps: Apps, admin: Kube,
+              tmp_path: Path) -> Iterator[LabApp]:
+    """A second app of the same test, with its own repo and namespace."""
+    name = f"o-{uuid.uuid4().hex[:6]}"
+    app = LabApp(name, git_server, tmp_path / "wc2", apps, admin)
+    yield app
+    apps.delete(name)
     with contextlib.suppress(KubeError):
         admin.delete("v1", "Namespace", name, propagation="Background")
 
 
-def test_agent_install_honours_namespace(admin: Kube, agent_namespace: str,
-                                         lab_cluster: Any) -> None:
-    ns = agent_namespace
-    default_before = admin.get("rbac.authorization.k8s.io/v1", "ClusterRoleBinding",
-                               "gitops-lab-agent")
-    out = cli(lab_cluster, "agent", "install", "--namespace", ns)
-    assert out.returncode == 0, out.stderr
-    assert f"ServiceAccount {ns}/gitops-lab-agent" in out.stderr
-    assert admin.get("v1", "Namespace", ns)
-    assert admin.get("v1", "ServiceAccount", "gitops-lab-agent", ns)
-    rb = admin.get("rbac.authorization.k8s.io/v1", "RoleBinding", "gitops-lab-agent", ns)
-    assert rb["subjects"] == [{"kind": "ServiceAccount", "name": "gitops-lab-agent",
-                               "namespace": ns}]
-    crb = admin.get("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", cluster_role_name(ns))
-    assert crb["subjects"][0]["namespace"] == ns
-    assert crb["roleRef"]["name"] == cluster_role_name(ns) == f"gitops-lab-agent-{ns}"
-    # the default install is untouched
-    default_after = admin.get("rbac.authorization.k8s.io/v1", "ClusterRoleBinding",
-                              "gitops-lab-agent")
-    assert default_after["subjects"] == default_before["subjects"]
-    assert default_after["subjects"][0]["namespace"] == "gitops-lab"
-    # and its ServiceAccount may do what the agent needs there, as the API server says
-    review = admin.create({"apiVersion": "authorization.k8s.io/v1",
-                           "kind": "SubjectAccessReview",
-                           "spec": {"user": f"system:serviceaccount:{ns}:gitops-lab-agent",
-                                    "resourceAttributes": {"namespace": ns, "verb": "patch",
-                                                           "group": "gitopslab.io",
-                                                           "resource": "applications",
-                                                           "subresource": "status"}}})
-    assert review["status"]["allowed"] is True
+# ---- 2. one app's Git must not rewrite another Application -----------------------------------
+
+def test_an_app_cannot_rewrite_another_application(lab_app: LabApp, other_app: LabApp,
+                                                   admin: Kube, apps: Apps) -> None:
+    other_app.init({"app/cm.yaml": configmap("theirs")})
+    victim = other_app.create()
+    original_spec = victim["spec"]
+    hijack = application(other_app.name, lab_app.url, "elsewhere", dest_namespace="kube-system",
+                         prune=True)
+    lab_app.init({"app/cm.yaml": configmap("mine"), "app/evil.yaml": yaml.safe_dump(hijack)})
+    lab_app.create()
+    app = lab_app.wait(lambda a: "ComparisonError" in conditions(a), "the refusal")
+    message = conditions(app)["ComparisonError"]
+    assert "app/evil.yaml" in message and f"Application.gitopslab.io gitops-lab/{other_app.name}" \
+        in message and "AppOfApps=true" in message, message
+    time.sleep(1.0)
+    after = apps.get(other_app.name)
+    assert after["spec"] == original_spec, "another app's Git rewrote this Application"
+    assert "gitopslab.io/tracking-id" not in (after["metadata"].get("annotations") or {})
+    # the whole sync is refused: nothing of the commit is applied
+    assert admin.get_or_none("v1", "ConfigMap", "mine", lab_app.namespace) is None
+    # removing it from Git recovers
+    sha = lab_app.commit(delete=("app/evil.yaml",), message="drop the hijack")
+    lab_app.wait(synced(sha), "recovery once the Application left Git")
+    assert admin.get_or_none("v1", "ConfigMap", "mine", lab_app.namespace) is not None
 
 
-def test_agent_recovers_by_itself_after_its_service_account_is_recreated(
-        admin: Kube, agent_namespace: str, git_server: GitServer, tmp_path: Path) -> None:
-    ns = agent_namespace
-    install(admin, namespace=ns)
-    source = agent_token_source(admin, ns, seconds=600)
-    kube = admin.with_token_source(source, "gitops-lab-agent")
-    agent = Agent(kube, AgentOptions(namespace=ns, poll_interval=0.5,
-                                     cache_dir=tmp_path / "repos")).start()
+def test_app_of_apps_manages_only_the_children_it_created(lab_app: LabApp, other_app: LabApp,
+                                                          admin: Kube, apps: Apps) -> None:
+    other_app.init({"app/cm.yaml": configmap("theirs")})
+    other_app.create()
+    children = [f"{lab_app.name}-a", f"{lab_app.name}-b"]
+    lab_app.init({f"apps/{c}.yaml": yaml.safe_dump(
+        application(c, other_app.url, "app", dest_namespace=c)) for c in children})
+    parent = application(lab_app.name, lab_app.url, "apps", dest_namespace="gitops-lab",
+                         prune=True, create_namespace=False)
+    parent["spec"]["syncPolicy"]["syncOptions"] = ["AppOfApps=true"]
+    # the admin's opt-in: the agent may create and delete Applications
+    grant = [d for d in yaml.safe_load_all(
+        (resources.files("gitops_lab.install") / "manifests" / "app-of-apps-rbac.yaml")
+        .read_text()) if d]
+    for obj in grant:
+        admin.apply(obj, field_manager="test-admin")
     try:
-        assert agent.wait_ready(30)
-        assert healthz(agent.url) == (200, "ok\n")
-        # the ServiceAccount goes away: its tokens are rejected, and none can be had
-        admin.delete("v1", "ServiceAccount", "gitops-lab-agent", ns)
-        _, body = eventually(lambda: (r := healthz(agent.url))[0] == 503 and r, 30,
-                             "/healthz turning 503")
-        assert "401 Unauthorized" in body and f"{ns}/gitops-lab-agent" in body, body
-        # re-installed: the agent gets a new token by itself, /healthz is 200 again
-        install(admin, namespace=ns)
-        eventually(lambda: healthz(agent.url) == (200, "ok\n"), 40, "/healthz back to 200")
-        assert source.renewals >= 1
-        # and it works: an Application in its namespace is synced
-        name = f"rec-{uuid.uuid4().hex[:6]}"
-        git_server.create_repo(name, {"app/cm.yaml": configmap("after-recovery")})
-        Apps(admin, ns).apply(application(name, git_server.url(name), "app", namespace=ns,
-                                          dest_namespace=ns))
-        eventually(lambda: st(Apps(admin, ns).get(name), "sync", "status") == "Synced", 30,
-                   "the app synced by the recovered agent")
-        assert admin.get("v1", "ConfigMap", "after-recovery", ns)
-        Apps(admin, ns).delete(name)
+        apps.apply(parent)
+        lab_app.wait(synced(), "the parent to create its children")
+        for c in children:
+            made = apps.get(c)
+            assert made["metadata"]["annotations"]["gitopslab.io/tracking-id"] == (
+                f"gitops-lab_{lab_app.name}:gitopslab.io/Application:gitops-lab/{c}")
+        apps.wait(children[0], lambda a: st(a, "sync", "status") == "Synced", timeout=30,
+                  what="a child to sync")
+        # an existing Application it did not create is never adopted, even as an app of apps
+        stolen = application(other_app.name, lab_app.url, "nowhere", dest_namespace="default")
+        lab_app.commit({"apps/stolen.yaml": yaml.safe_dump(stolen)}, message="adopt")
+        app = lab_app.wait(lambda a: "ComparisonError" in conditions(a), "the refusal")
+        assert "not created by this app" in conditions(app)["ComparisonError"]
+        assert apps.get(other_app.name)["spec"]["source"]["path"] == "app"
+        # a child leaves Git: the parent prunes it, and only it
+        sha = lab_app.commit(delete=("apps/stolen.yaml", f"apps/{children[1]}.yaml"),
+                             message="drop a child")
+        lab_app.wait(synced(sha), "the prune")
+        assert apps.delete(children[1], wait=0) is True, "the child was not pruned"
+        assert apps.get(children[0])["metadata"]["name"] == children[0]
+        assert apps.get(other_app.name)["metadata"]["name"] == other_app.name
     finally:
-        agent.stop()
+        for c in children:
+            apps.delete(c)
+            with contextlib.suppress(KubeError):
+                admin.delete("v1", "Namespace", c, propagation="Background")
+        for obj in grant:
+            admin.delete(obj["apiVersion"], obj["kind"], obj["metadata"]["name"],
+                         obj["metadata"]["namespace"])
 
 
-def test_the_agent_token_is_renewed_before_it_expires(admin: Kube,
-                                                      agent_namespace: str) -> None:
-    ns = agent_namespace
-    install(admin, namespace=ns)
-    # a 600 s token (the API server's minimum), renewed after 0.2 % of it (1.2 s) instead of
-    # 80 %, so the renewal happens within the test; the tokens are real TokenRequests
-    source = agent_token_source(admin, ns, seconds=600, renew_fraction=0.002)
-    kube = admin.with_token_source(source, "gitops-lab-agent")
-    path = f"/apis/gitopslab.io/v1alpha1/namespaces/{ns}/applications"
-    first = source.token()
-    assert kube.request("GET", path)["items"] == []
-    time.sleep(1.5)
-    assert kube.request("GET", path)["items"] == []
-    assert source.renewals == 1
-    second = source.token()
-    assert second != first
-    review = admin.create({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
-                           "spec": {"token": second}})
-    assert review["status"]["authenticated"] is True
-    assert review["status"]["user"]["username"] == f"system:serviceaccount:{ns}:gitops-lab-agent"
-    assert kube.problem == ""
+# ---- 14. self-destruction -----------------------------------------------------------------
+
+def test_the_agents_own_namespace_and_identity_are_never_applied(lab_app: LabApp,
+                                                                 admin: Kube) -> None:
+    good = lab_app.init({"app/cm.yaml": configmap("keep")})
+    lab_app.create(prune=True)
+    lab_app.wait(synced(good), "the first sync")
+    own = "\n---\n".join([
+        yaml.safe_dump({"apiVersion": "v1", "kind": "Namespace",
+                        "metadata": {"name": "gitops-lab"}}),
+        yaml.safe_dump({"apiVersion": "v1", "kind": "ServiceAccount",
+                        "metadata": {"name": "gitops-lab-agent", "namespace": "gitops-lab"}}),
+    ])
+    bad = lab_app.commit({"app/own.yaml": own}, message="adopt the agent's namespace")
+    app = lab_app.wait(lambda a: st(a, "sync", "revision") == bad
+                       and "ComparisonError" in conditions(a), "the refusal")
+    message = conditions(app)["ComparisonError"]
+    assert "app/own.yaml: Namespace gitops-lab" in message, message
+    assert "ServiceAccount gitops-lab/gitops-lab-agent" in message, message
+    ns = admin.get("v1", "Namespace", "gitops-lab")
+    assert (ns["metadata"].get("annotations") or {}).get("gitopslab.io/tracking-id") != \
+        f"gitops-lab_{lab_app.name}:/Namespace:/gitops-lab", "the app adopted the namespace"
+    # ... and removing it again prunes nothing of the agent
+    fixed = lab_app.commit(delete=("app/own.yaml",), message="remove it again")
+    lab_app.wait(synced(fixed), "recovery")
+    assert admin.get("v1", "Namespace", "gitops-lab")["status"]["phase"] == "Active"
+    assert admin.get_or_none("v1", "ServiceAccount", "gitops-lab-agent", "gitops-lab")
 
 
-def test_agent_run_in_another_namespace_as_its_service_account(
-        admin: Kube, agent_namespace: str, git_server: GitServer, lab_cluster: Any) -> None:
-    """`agent install --namespace X` + `agent run --namespace X`: the real CLI, its own
-    ServiceAccount token (TokenRequest), watching and syncing Applications in X only."""
-    ns = agent_namespace
-    out = cli(lab_cluster, "agent", "install", "--namespace", ns)
-    assert out.returncode == 0, out.stderr
-    port = free_port()
-    env = {"KUBECONFIG": str(lab_cluster.kubeconfig), "PATH": "/usr/bin:/bin",
-           "PYTHONPATH": os.environ.get("PYTHONPATH", ""), "HOME": os.environ.get("HOME", "/")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gitops_lab", "agent", "run", "--namespace", ns,
-         "--http-address", f"127.0.0.1:{port}", "--poll-interval", "1",
-         "--token-expiration", "600"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-    url = f"http://127.0.0.1:{port}"
+# ---- 3. a shared resource must not spin the second app --------------------------------------
+
+def test_shared_resource_does_not_spin(lab_app: LabApp, other_app: LabApp, agent: Agent,
+                                       admin: Kube) -> None:
+    shared = configmap("shared", namespace=lab_app.namespace)
+    lab_app.init({"app/cm.yaml": shared})
+    lab_app.create()
+    lab_app.wait(synced(), "the first app to own the object")
+    other_app.init({"app/cm.yaml": shared})
+    other_app.create(dest_namespace=lab_app.namespace)
+    app = other_app.wait(lambda a: "SharedResourceWarning" in conditions(a), "the warning")
+    assert f"gitops-lab/{lab_app.name}" in conditions(app)["SharedResourceWarning"]
+    time.sleep(1.0)
+    before = reconciles(agent, other_app.name)
+    time.sleep(5.0)
+    spent = reconciles(agent, other_app.name) - before
+    assert spent <= 5, f"{spent:.0f} reconciles in 5 s for an app that only has a warning"
+    # same once the owner is gone and its leftover object is declared by a new app
+    lab_app.apps.delete(lab_app.name, wait=10)
+    other_app.commit({"app/cm.yaml": shared, "app/x.yaml": configmap("x")}, message="poke")
+    time.sleep(2.0)
+    before = reconciles(agent, other_app.name)
+    time.sleep(5.0)
+    spent = reconciles(agent, other_app.name) - before
+    assert spent <= 5, f"{spent:.0f} reconciles in 5 s after the owner was deleted"
+
+
+# ---- 5. a partly invalid first sync into a new namespace writes nothing else -------------------
+
+def test_partly_invalid_commit_into_a_new_namespace_applies_nothing(lab_app: LabApp,
+                                                                    admin: Kube) -> None:
+    service = yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 99999}]}})
+    lab_app.init({"app/good.yaml": configmap("good"), "app/svc.yaml": service,
+                  "app/name.yaml": configmap("Not_A_Name"),
+                  "app/big.yaml": configmap("big", blob="x" * 1_600_000)})
+    assert admin.get_or_none("v1", "Namespace", lab_app.namespace) is None
+    lab_app.create()  # CreateNamespace=true
+    # an object too large to store is refused before anything is asked or written
+    app = lab_app.wait(lambda a: "ComparisonError" in conditions(a), "the size refusal")
+    message = conditions(app)["ComparisonError"]
+    assert "app/big.yaml: ConfigMap" in message and "at most 1536 KiB" in message, message
+    assert admin.get_or_none("v1", "Namespace", lab_app.namespace) is None
+    # without it: the namespace is created first, then every object is dry-run, and the
+    # invalid ones stop the valid one from being written
+    second = lab_app.commit(delete=("app/big.yaml",), message="drop the big one")
+    app = lab_app.wait(lambda a: st(a, "sync", "revision") == second
+                       and "ComparisonError" in conditions(a), "the dry-run failure")
+    message = conditions(app)["ComparisonError"]
+    assert "app/svc.yaml: Service" in message and "99999" in message, message
+    assert "app/name.yaml" in message and "Not_A_Name" in message, message
+    assert admin.get_or_none("v1", "ConfigMap", "good", lab_app.namespace) is None, \
+        "a partly invalid commit wrote its valid objects"
+    assert st(app, "sync", "status") == "OutOfSync"
+    fixed = lab_app.commit({"app/svc.yaml": service.replace("99999", "8080")},
+                           delete=("app/name.yaml",), message="fix")
+    lab_app.wait(synced(fixed), "the fixed commit")
+    assert admin.get_or_none("v1", "ConfigMap", "good", lab_app.namespace) is not None
+
+
+# ---- 6. a CRD and its custom resource in one commit ------------------------------------------
+
+def test_crd_and_custom_resource_in_one_commit(lab_app: LabApp, admin: Kube) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    plural, kind = f"crontabs{suffix}", f"CronTab{suffix.upper()}"
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.stable.example.com"},
+        "spec": {
+            "group": "stable.example.com", "scope": "Namespaced",
+            "names": {"plural": plural, "singular": f"crontab{suffix}", "kind": kind},
+            "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+                "openAPIV3Schema": {"type": "object", "properties": {"spec": {
+                    "type": "object",
+                    "properties": {"cronSpec": {"type": "string"},
+                                   "replicas": {"type": "integer"}}}}}}}],
+        },
+    }
+    cr = {"apiVersion": "stable.example.com/v1", "kind": kind,
+          "metadata": {"name": "nightly"}, "spec": {"cronSpec": "0 3 * * *", "replicas": 1}}
     try:
-        def up() -> bool:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            with contextlib.suppress(OSError):
-                return healthz(url)[0] == 200
-            return False
-
-        eventually(up, 30, "the agent's /healthz")
-        name = f"ns-{uuid.uuid4().hex[:6]}"
-        git_server.create_repo(name, {"app/cm.yaml": configmap("in-other-namespace")})
-        apps = Apps(admin, ns)
-        apps.apply(application(name, git_server.url(name), "app", namespace=ns,
-                               dest_namespace=ns))
-        apps.wait(name, lambda a: st(a, "sync", "status") == "Synced", timeout=30,
-                  what="Synced by the agent of that namespace")
-        cm = admin.get("v1", "ConfigMap", "in-other-namespace", ns)
-        assert cm["metadata"]["annotations"]["gitopslab.io/tracking-id"].startswith(f"{ns}_")
-        apps.delete(name)
+        head = lab_app.init({"app/crd.yaml": yaml.safe_dump(crd),
+                             "app/cr.yaml": yaml.safe_dump(cr)})
+        lab_app.create()
+        app = lab_app.wait(synced(head), "the CRD and its custom resource to sync", timeout=40)
+        assert sorted(r["kind"] for r in st(app, "resources")) == sorted(
+            ["CustomResourceDefinition", kind])
+        live = admin.get("stable.example.com/v1", kind, "nightly", lab_app.namespace)
+        assert live["spec"]["cronSpec"] == "0 3 * * *"
     finally:
-        proc.terminate()
+        with contextlib.suppress(KubeError):
+            admin.delete("apiextensions.k8s.io/v1", "CustomResourceDefinition",
+                         f"{plural}.stable.example.com", propagation="Background")
+
+
+# ---- 7. an unreachable repository does not slow the others -----------------------------------
+
+def test_a_silent_repository_does_not_slow_other_apps(lab_app: LabApp, apps: Apps,
+                                                      agent: Agent) -> None:
+    with socket.socket() as listener:  # accepts connections, never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        port = listener.getsockname()[1]
+        silent = [f"{lab_app.name}-silent-{i}" for i in range(2)]
         try:
-            code = proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
-    assert code == 0
+            for i, name in enumerate(silent):
+                apps.apply(application(name, f"git://127.0.0.1:{port}/r{i}.git", "app",
+                                       dest_namespace=name))
+            head = lab_app.init({"app/cm.yaml": configmap("one")})
+            lab_app.create()
+            lab_app.wait(synced(head), "the healthy app's first sync")
+            time.sleep(1.5)  # the silent repos are being fetched (and never answer)
+            times = []
+            for n in range(2):
+                started = time.monotonic()
+                sha = lab_app.commit({"app/cm.yaml": configmap("one", v=str(n))},
+                                     message=f"change {n}")
+                lab_app.wait(synced(sha), "the new commit", timeout=30)
+                times.append(time.monotonic() - started)
+            assert max(times) < 5.0, f"commit → Synced took {times} s next to a silent repo"
+        finally:
+            for name in silent:
+                apps.delete(name)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# ---- 8. invalid spec --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("patch, field", [
+    ({"destination": {"namespace": "Bad_NS!"}}, "spec.destination.namespace"),
+    ({"destination": {"namespace": "ok", "server": "https://elsewhere:6443"}},
+     "spec.destination.server"),
+    ({"syncPolicy": {"syncOptions": ["CreateNamespace=yes"]}}, "spec.syncPolicy.syncOptions"),
+])
+def test_invalid_spec_is_refused_by_the_crd(apps: Apps, patch: dict[str, Any],
+                                           field: str) -> None:
+    app = application(f"bad-{uuid.uuid4().hex[:6]}", "git://127.0.0.1:1/x.git", "app")
+    app["spec"].update({k: {**app["spec"].get(k, {}), **v} for k, v in patch.items()})
+    with pytest.raises(KubeError) as err:
+        apps.apply(app)
+    assert err.value.status == 422 and field in err.value.message, err.value.message
+
+
+def test_invalid_spec_the_schema_cannot_see_gets_a_condition_and_no_spin(
+        apps: Apps, agent: Agent, lab_app: LabApp) -> None:
+    app = application(lab_app.name, "file://relative/path.git", "app")
+    apps.apply(app)
+    got = lab_app.wait(lambda a: "InvalidSpecError" in conditions(a), "InvalidSpecError")
+    assert "file:// needs an absolute path" in conditions(got)["InvalidSpecError"]
+    before = reconciles(agent, lab_app.name)
+    time.sleep(4.0)
+    assert reconciles(agent, lab_app.name) - before <= 1
+    assert [e["reason"] for e in lab_app.events()].count("SyncStarted") == 0
+
+
+# ---- 9. a failing app backs off, and alerts once ----------------------------------------------
+
+def test_a_failing_app_backs_off_and_alerts_once(lab_app: LabApp, agent: Agent,
+                                                 alerts: AlertReceiver) -> None:
+    bad = yaml.safe_dump({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+                          "spec": {"ports": [{"port": 99999}]}})
+    lab_app.init({"app/cm.yaml": configmap("ok"), "app/svc.yaml": bad})
+    lab_app.create()
+    lab_app.wait(lambda a: "ComparisonError" in conditions(a), "the failure")
+    before = reconciles(agent, lab_app.name)
+    time.sleep(8.0)
+    spent = reconciles(agent, lab_app.name) - before
+    assert spent <= 4, f"{spent:.0f} reconciles in 8 s at one failing revision: no backoff"
+    label = f"gitops-lab/{lab_app.name}"
+    failed = [a for a in list(alerts.received) if a["app"] == label and a["reason"] == "SyncFailed"]
+    assert len(failed) == 1, failed
+    events = [e for e in lab_app.events() if e["reason"] == "SyncFailed"]
+    assert len(events) == 1 and events[0]["count"] == 1, events
+    # a new revision resets the backoff: the fix is seen at once
+    started = time.monotonic()
+    fixed = lab_app.commit({"app/svc.yaml": bad.replace("99999", "80")}, message="fix")
+    lab_app.wait(synced(fixed), "the fix", timeout=15)
+    assert time.monotonic() - started < 5
+
+
+def test_sync_failed_alerts_are_keyed_by_objects_not_text(agent: Agent) -> None:
+    """Same condition type, revision and objects with another text: no second alert."""
+    from gitops_lab.engine.sync import AppSpec, Condition, ReconcileResult
+
+    app = application(f"ghost-{uuid.uuid4().hex[:6]}", "git://127.0.0.1:1/x.git", "app")
+    result = ReconcileResult(AppSpec.from_object(app), revision="a" * 40)
+    sent = len(agent.alerter.sent)
+    for stamp in ("12:00:01", "12:00:03", "12:00:09"):  # e.g. a timestamp in a kustomize error
+        result.conditions[:] = [Condition("ComparisonError", f"app/k.yaml: failed at {stamp}",
+                                          ("app/k.yaml",))]
+        agent._emit(app, {}, result)
+    assert len(agent.alerter.sent) - sent == 1
+    result.conditions[:] = [Condition("ComparisonError", "app/other.yaml: broken",
+                                      ("app/other.yaml",))]
+    agent._emit(app, {}, result)
+    assert len(agent.alerter.sent) - sent == 2
+
+
+# ---- 15. deleting an Application ----------------------------------------------------------------
+
+def test_deleting_an_app_with_the_finalizer_deletes_its_objects(lab_app: LabApp, apps: Apps,
+                                                                admin: Kube) -> None:
+    head = lab_app.init({"app/a.yaml": configmap("a"), "app/b.yaml": configmap("b")})
+    lab_app.create(cascade=True)
+    lab_app.wait(synced(head), "the first sync")
+    admin.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                 "metadata": {"name": "bystander", "namespace": lab_app.namespace},
+                 "data": {"mine": "yes"}}, field_manager="someone-else")
+    assert apps.delete(lab_app.name, wait=20), "the finalizer was never removed"
+    for name in ("a", "b"):
+        assert admin.get_or_none("v1", "ConfigMap", name, lab_app.namespace) is None
+    assert admin.get_or_none("v1", "ConfigMap", "bystander", lab_app.namespace) is not None
+    events = admin.request("GET", "/api/v1/namespaces/gitops-lab/events")["items"]
+    assert any(e["reason"] == "Deleted" and e["involvedObject"]["name"] == lab_app.name
+               for e in events)
+
+
+def test_deleting_an_app_without_the_finalizer_orphans_its_objects(lab_app: LabApp, apps: Apps,
+                                                                   admin: Kube) -> None:
+    head = lab_app.init({"app/a.yaml": configmap("a")})
+    lab_app.create()
+    lab_app.wait(synced(head), "the first sync")
+    assert apps.delete(lab_app.name, wait=10)
+    time.sleep(1.0)
+    assert admin.get_or_none("v1", "ConfigMap", "a", lab_app.namespace) is not None
+
+
+def test_a_retried_sync_counts_up_one_event(admin: Kube) -> None:
+    """SyncStarted of a retry aggregates into one Event (count, lastTimestamp), like kubectl."""
+    from gitops_lab.agent.events import Recorder
+
+    recorder = Recorder(admin)
+    name = f"ghost-{uuid.uuid4().hex[:6]}"
+    app = {"metadata": {"namespace": "gitops-lab", "name": name, "uid": str(uuid.uuid4())}}
+    for n in range(3):
+        recorder.record(app, "Normal", "SyncStarted", f"automated sync: syncing to abc (retry {n})",
+                        revision="abc", aggregate=("SyncStarted", "abc"))
+    recorder.record(app, "Normal", "SyncStarted", "automated sync: syncing to def",
+                    revision="def", aggregate=("SyncStarted", "def"))
+    events = [e for e in admin.request("GET", "/api/v1/namespaces/gitops-lab/events")["items"]
+              if e["involvedObject"]["name"] == name]
+    counts = sorted((e["message"], e["count"]) for e in events)
+    assert counts == [("automated sync: syncing to abc (retry 2)", 3),
+                      ("automated sync: syncing to def", 1)], counts
+
+
+def test_an_app_deleted_while_the_agent_was_away_is_finalized_when_it_is_back(
+        admin: Kube, git_server: GitServer, tmp_path: Path) -> None:
+    """The chapter-03 catch-up: delete with the agent paused, then start it again."""
+    from gitops_lab.agent import AgentOptions
+
+    ns = f"away-{uuid.uuid4().hex[:6]}"
+    admin.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    name = "cascade"
+    git_server.create_repo(ns, {"app/cm.yaml": configmap("a")}, message="initial")
+    local_apps = Apps(admin, namespace=ns)
+
+    def agent() -> Agent:
+        started = Agent(admin, AgentOptions(namespace=ns, poll_interval=0.5,
+                                            cache_dir=tmp_path / "repos")).start()
+        assert started.wait_ready(30)
+        return started
+
+    first = agent()
+    try:
+        local_apps.apply(application(name, git_server.url(ns), "app", namespace=ns,
+                                     dest_namespace=ns, cascade=True))
+        local_apps.wait(name, synced(), timeout=30, what="the first sync")
+    finally:
+        first.stop()
+    try:
+        assert local_apps.delete(name, wait=1.0) is False, "deleted without the finalizer"
+        assert admin.get_or_none("v1", "ConfigMap", "a", ns) is not None
+        second = agent()
+        try:
+            assert local_apps.delete(name, wait=15.0) is True, "the finalizer never ran"
+            assert admin.get_or_none("v1", "ConfigMap", "a", ns) is None
+        finally:
+            second.stop()
+    finally:
+        local_apps.remove_finalizers(name)
+        admin.delete("v1", "Namespace", ns, propagation="Background")
