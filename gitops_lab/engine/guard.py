@@ -9,7 +9,8 @@ the commit says (Argo CD lets a commit prune its own namespace, argo-cd #17440; 
   ImagePolicies that do not exist yet or that carry this app's tracking annotation;
 - CustomResourceDefinitions of that group;
 - the namespace the Applications live in (the agent's own), and the agent's identity in it:
-  its ServiceAccount, Role, RoleBinding, Deployment, and its ClusterRole/ClusterRoleBinding.
+  its ServiceAccount, Role, RoleBinding, Deployment and Service (in-cluster), and its
+  ClusterRole/ClusterRoleBinding.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ APP_OF_APPS_OPTION = "AppOfApps=true"
 APP_OF_APPS_KINDS = frozenset({"Application", "ImagePolicy"})
 
 _IDENTITY_NAMESPACED = frozenset({
-    ("", "ServiceAccount"), ("rbac.authorization.k8s.io", "Role"),
+    ("", "ServiceAccount"), ("", "Service"), ("rbac.authorization.k8s.io", "Role"),
     ("rbac.authorization.k8s.io", "RoleBinding"), ("apps", "Deployment"),
 })
 _IDENTITY_CLUSTER = frozenset({
