@@ -61,9 +61,9 @@ def default_notify(name: str) -> str:
 
 
 def _registry_up(args: argparse.Namespace) -> int:
-    from gitops_lab.images.registry_server import LabRegistry
+    from gitops_lab.images.kind_registry import registry_for
 
-    registry = LabRegistry(args.name)
+    registry = registry_for(args.name)
     notify = args.notify
     if notify is None and not registry.status().running:
         notify = default_notify(args.name)
@@ -76,9 +76,9 @@ def _registry_up(args: argparse.Namespace) -> int:
 
 
 def _registry_down(args: argparse.Namespace) -> int:
-    from gitops_lab.images.registry_server import LabRegistry
+    from gitops_lab.images.kind_registry import registry_for
 
-    registry = LabRegistry(args.name)
+    registry = registry_for(args.name)
     stopped = registry.down()
     if args.purge:
         registry.purge()
@@ -88,9 +88,9 @@ def _registry_down(args: argparse.Namespace) -> int:
 
 
 def _registry_status(args: argparse.Namespace) -> int:
-    from gitops_lab.images.registry_server import LabRegistry
+    from gitops_lab.images.kind_registry import registry_for
 
-    status = LabRegistry(args.name).status()
+    status = registry_for(args.name).status()
     if args.output == "json":
         print(json.dumps(status.to_dict(), indent=2))
     else:
@@ -107,10 +107,10 @@ def _registry_status(args: argparse.Namespace) -> int:
 
 # ---- ci ---------------------------------------------------------------------------------------------
 def _ci_build(args: argparse.Namespace) -> int:
+    from gitops_lab.images.kind_registry import registry_for
     from gitops_lab.images.oci import ci_build
-    from gitops_lab.images.registry_server import LabRegistry
 
-    registry = args.registry or LabRegistry(args.registry_name).address
+    registry = args.registry or registry_for(args.registry_name).address
     if not registry:
         return _fail(f"registry {args.registry_name!r} is not running",
                      "`gitops-lab registry up` (or pass --registry HOST:PORT)")

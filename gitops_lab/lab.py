@@ -25,6 +25,8 @@ from gitops_lab.cluster.base import clusters_root
 from gitops_lab.cluster.binaries import cache_root
 from gitops_lab.cluster.kind import AGENT_NODE_PORT, APP_NODE_PORT, KindCluster
 from gitops_lab.cluster.labimages import lab_images
+from gitops_lab.images.kind_registry import SERVICE_URL, KindRegistry, registry_for
+from gitops_lab.images.registry import ENDPOINTS_ENV
 from gitops_lab.install import install
 from gitops_lab.install.incluster import (
     ClusterGitServer,
@@ -193,10 +195,16 @@ class Lab:
             # pods can run: the Git server and (by default) the agent run as pods
             mode = os.environ.get("GITOPS_LAB_AGENT_MODE", "in-cluster")
             steps = _Progress("images and the Git server in the cluster", 1)
-            say = lambda line: steps.update(0.5, line)  # noqa: E731
+
+            def say(line: str) -> None:
+                steps.update(0.5, line)
+
             cluster.load_images(lab_images(say), say)
-            deploy_git_server(Kube.from_kubeconfig(kubeconfig), cluster, say)
-            steps.finish("git-server ready")
+            admin = Kube.from_kubeconfig(kubeconfig)
+            deploy_git_server(admin, cluster, say)
+            say("the lab registry beside the node")
+            KindRegistry(name).connect(cluster, admin)
+            steps.finish("git-server and registry ready")
             git = ClusterGitServer(cluster)
         else:
             mode = "local"
@@ -251,7 +259,11 @@ class Lab:
         also the agent's image, Deployment and Service."""
         if self.agent_mode == "in-cluster" and isinstance(self.provider, KindCluster):
             bar = _Progress("the agent as a pod in the cluster", 1)
-            done = deploy_agent(self.kube, self.provider, lambda line: bar.update(0.5, line))
+            # the agent scans the lab registry by the name the node pulls from
+            registry = KindRegistry(self.provider.name).address
+            env = {ENDPOINTS_ENV: f"{registry}={SERVICE_URL}"} if registry else None
+            done = deploy_agent(self.kube, self.provider, lambda line: bar.update(0.5, line),
+                                env=env)
             bar.finish("gitops-lab-agent ready")
             return done
         return install(self.kube, "local")
@@ -353,6 +365,8 @@ class Lab:
     def registry(self) -> str:
         """The lab registry's `host:port` (a Distribution registry on 127.0.0.1, started on first
         use, notifying the agent's /registry-webhook so a pushed tag is scanned at once)."""
+        if isinstance(self.provider, KindCluster):
+            return KindRegistry(self.provider.name).connect(self.provider, self.kube)
         from gitops_lab.images.registry_server import LabRegistry
 
         url = self.agent_url
@@ -386,6 +400,8 @@ class Lab:
 
     def _repoint_registry(self, agent_url: str) -> None:
         """A running lab registry notifies the agent where it now listens."""
+        if isinstance(self.provider, KindCluster):
+            return  # the registry container notifies the agent's NodePort: nothing moves
         from gitops_lab.images.registry_server import LabRegistry
 
         registry = LabRegistry(self.state_dir.name)
@@ -565,9 +581,7 @@ class Lab:
         """Stop the agent and the Git server; with `cluster`, tear the cluster down too."""
         self.stop_agent()
         self.git.stop()
-        from gitops_lab.images.registry_server import LabRegistry
-
-        LabRegistry(self.state_dir.name).down()
+        registry_for(self.state_dir.name).down()
         if cluster:
             self.provider.down()
             shutil.rmtree(self.state_dir, ignore_errors=True)
@@ -629,9 +643,7 @@ def teardown(name: str | None = None, *, cluster: bool = True) -> None:
     name = name or os.environ.get("GITOPS_LAB_CLUSTER", "gitops-lab")
     state_dir = cache_root() / "lab" / name
     _stop_agent_process(state_dir / "agent.json")
-    from gitops_lab.images.registry_server import LabRegistry
-
-    LabRegistry(name).down()
+    registry_for(name).down()
     git_root = state_dir / "git"
     try:
         record = json.loads((git_root / "daemon.json").read_text())

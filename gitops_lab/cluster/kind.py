@@ -305,6 +305,7 @@ class KindCluster(Provider):
         if kind is not None and docker_available():
             subprocess.run([kind, "delete", "cluster", "--name", self.name],
                            capture_output=True, check=False)
+            _docker("rm", "-f", f"{self.name}-registry")  # the lab registry (its storage stays)
             others = _docker("ps", "-aq", "--filter", "label=io.x-k8s.kind.cluster").stdout
             last = not others.strip()
             if last:  # kind leaves its Docker network (a bridge) behind

@@ -379,6 +379,10 @@ def _assemble(root: Path, kind_files: Path, node_bin: Path, cp_bin: Path, nosysr
         config = re.sub(r"^(\s*)SystemdCgroup = true",
                         r'\1SystemdCgroup = true\n\1BinaryName = "/usr/local/sbin/runc-nosysres"',
                         config, flags=re.M)
+    # registry hosts from /etc/containerd/certs.d/<host:port>/hosts.toml: the lab's registry
+    # container is named there when a kind lab starts it (gitops_lab/images/kind_registry.py)
+    config += ('\n[plugins."io.containerd.grpc.v1.cri".registry]\n'
+               '  config_path = "/etc/containerd/certs.d"\n')
     (root / "etc/containerd").mkdir(parents=True, exist_ok=True)
     (root / "etc/containerd/config.toml").write_text(config)
     # Debian's containerd, runc and CNI plugins where kind expects them

@@ -5,6 +5,7 @@ blobs and manifests. Used by the image controller to scan and by images/oci.py (
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Mapping
@@ -14,7 +15,7 @@ from urllib.parse import urljoin
 
 import urllib3
 
-__all__ = ["RegistryClient", "RegistryError", "TagList"]
+__all__ = ["ENDPOINTS_ENV", "RegistryClient", "RegistryError", "TagList", "registry_endpoint"]
 
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 MAX_PAGES = 1000
@@ -49,6 +50,22 @@ def _errors(data: bytes) -> str:
         return data.decode(errors="replace")[:200]
 
 
+ENDPOINTS_ENV = "GITOPS_LAB_REGISTRY_ENDPOINTS"
+
+
+def registry_endpoint(registry: str) -> str | None:
+    """Where to reach REGISTRY from here, when that is not its own name:
+    $GITOPS_LAB_REGISTRY_ENDPOINTS is `name=url[,name=url…]`. The in-cluster agent on kind
+    gets `127.0.0.1:5001=http://registry.gitops-lab:5000`: images are named as the node pulls
+    them (the node's containerd maps the same name to the registry container), while the
+    pod's own 127.0.0.1 holds no registry."""
+    for pair in os.environ.get(ENDPOINTS_ENV, "").split(","):
+        name, _, url = pair.strip().partition("=")
+        if name == registry and url:
+            return url.rstrip("/")
+    return None
+
+
 class RegistryClient:
     """One registry (`host:port`); plain HTTP for loopback, HTTPS otherwise. Thread-safe."""
 
@@ -58,7 +75,8 @@ class RegistryClient:
         if plain_http is None:
             host = registry.rsplit(":", 1)[0]
             plain_http = host in ("localhost", "::1", "[::1]") or host.startswith("127.")
-        self.base = f"{'http' if plain_http else 'https'}://{registry}"
+        self.base = registry_endpoint(registry) or \
+            f"{'http' if plain_http else 'https'}://{registry}"
         self.timeout = timeout
         self.page_size = page_size
         self._pool = urllib3.PoolManager(num_pools=2, maxsize=8, retries=False)

@@ -91,9 +91,11 @@ def _load(*names: str) -> list[dict[str, Any]]:
     return docs
 
 
-def _use_image(objs: list[dict[str, Any]], image: str | None, revision: str | None) -> None:
+def _use_image(objs: list[dict[str, Any]], image: str | None, revision: str | None,
+               env: dict[str, str] | None = None) -> None:
     """Point every pod template at IMAGE; REVISION (the image's inputs hash) goes into the
-    template's annotations so a rebuilt image under the same tag rolls the pods."""
+    template's annotations so a rebuilt image under the same tag rolls the pods; ENV is set
+    on the containers."""
     for obj in objs:
         template = (obj.get("spec") or {}).get("template")
         if not template:
@@ -102,6 +104,9 @@ def _use_image(objs: list[dict[str, Any]], image: str | None, revision: str | No
         for container in spec.get("initContainers", []) + spec.get("containers", []):
             if image:
                 container["image"] = image
+            for key, value in (env or {}).items():
+                entries = [e for e in container.get("env", []) if e.get("name") != key]
+                container["env"] = [*entries, {"name": key, "value": value}]
         if revision:
             template.setdefault("metadata", {}).setdefault("annotations", {})[
                 "gitopslab.io/image-revision"] = revision
@@ -109,13 +114,13 @@ def _use_image(objs: list[dict[str, Any]], image: str | None, revision: str | No
 
 def install(kube: Kube, mode: str = "local", *, namespace: str = DEFAULT_NAMESPACE,
             timeout: float = 30.0, image: str | None = None,
-            image_revision: str | None = None) -> list[str]:
+            image_revision: str | None = None, env: dict[str, str] | None = None) -> list[str]:
     """Apply the manifests (idempotent, server-side apply); wait for the CRD to be served.
     In-cluster, IMAGE (default gitops-lab/agent:dev) must already be on the nodes."""
     if mode not in ("local", "in-cluster"):
         raise InstallError(f"unknown mode {mode!r}; hint: local or in-cluster")
     objs = manifests(mode, namespace)
-    _use_image(objs, image, image_revision)
+    _use_image(objs, image, image_revision, env)
     return _apply_all(kube, objs, timeout)
 
 

@@ -33,11 +33,12 @@ def _image(cluster: KindCluster, say: Progress, *, base: bool = False) -> tuple[
 
 
 def deploy_agent(kube: Kube, cluster: KindCluster, progress: Progress | None = None,
-                 *, namespace: str = NAMESPACE, timeout: float = 120.0) -> list[str]:
+                 *, namespace: str = NAMESPACE, timeout: float = 120.0,
+                 env: dict[str, str] | None = None) -> list[str]:
     say: Progress = progress or (lambda _line: None)
     image, revision = _image(cluster, say)
     done = install(kube, "in-cluster", namespace=namespace, image=image,
-                   image_revision=revision)
+                   image_revision=revision, env=env)
     wait_rollout(kube, "gitops-lab-agent", namespace=namespace, timeout=timeout, progress=say)
     return done
 

@@ -189,3 +189,38 @@ def test_agent_pod_deleted_and_git_server_restarted(lab: Lab) -> None:
     lab.wait_for("guestbook", lambda a: (a.get("status") or {}).get("sync", {}).get("revision")
                  == head, what="the agent to sync a commit pushed after both restarted",
                  timeout=90)
+
+
+def test_ci_pushes_the_operator_commits_the_node_pulls(lab: Lab) -> None:
+    """Seed 1's pull pipeline on real pods: CI pushes 1.0.0 and 1.1.0 to the lab registry,
+    the ImagePolicy (in the agent's pod) writes 1.1.0 to Git, the node pulls it from the
+    registry container, and the page shows the new version. 2.0.0 is out of range."""
+    lab.reset_sample()
+    registry = lab.registry
+    assert registry.startswith("127.0.0.1:")
+    lab.ci_build("1.0.0")
+    deployment = lab.read("apps/guestbook/deployment.yaml")
+    marker = '# {"$imagepolicy": "gitops-lab:guestbook"}'
+    pinned = deployment.replace("image: gitops-lab/guestbook:1.0.0",
+                                f"image: {registry}/guestbook:1.0.0 {marker}")
+    assert pinned != deployment
+    head = lab.commit({"apps/guestbook/deployment.yaml": pinned}, "Run the image from the registry")
+    lab.wait_for("guestbook", lambda a: (a.get("status") or {}).get("sync", {}).get("revision")
+                 == head and a["status"].get("health", {}).get("status") == "Healthy",
+                 what="pods pulled from the lab registry to be ready", timeout=120)
+    lab.apps.apply(lab.image_policy(interval="1m"))
+    before = lab.workcopy.head
+    start = time.monotonic()
+    lab.ci_build("1.1.0")
+    lab.ci_build("2.0.0")  # out of the policy's range: ignored
+    _wait("version 1.1.0 on the page", lambda: 'id="version">1.1.0<' in _page(lab), timeout=120)
+    print(f"\nCI push → page shows 1.1.0: {time.monotonic() - start:.1f} s")
+    lab.workcopy.pull()
+    commits = [summary for sha, summary in lab.log(5)]
+    new = list(lab.workcopy.repo.iter_commits(f"{before}..HEAD"))
+    assert len(new) == 1, f"exactly one commit by the image updater: {commits}"
+    assert f"{registry}/guestbook:1.1.0 {marker}" in lab.read("apps/guestbook/deployment.yaml")
+    pods = json.loads(lab.kubectl("-n", "guestbook", "get", "pods", "-o", "json"))["items"]
+    images = {s["image"] for p in pods for s in p["status"].get("containerStatuses", [])}
+    assert f"{registry}/guestbook:1.1.0" in images, images
+    lab.kubectl("-n", "gitops-lab", "delete", "imagepolicy", "guestbook", "--ignore-not-found")
