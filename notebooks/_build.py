@@ -725,10 +725,19 @@ CH03 = [
     lab.wait_until(lambda: greeting_in_cluster() == greeting, timeout=30,
                    what=f"the agent to apply {greeting_sha[:7]} to the ConfigMap")
     print(f"ConfigMap updated {time.monotonic() - started:.0f} s after the push")
-    if lab.app_url:
-        # several requests in a row: the Service spreads them over the 3 pods, each refreshed by its kubelet
-        lab.wait_until(lambda: all(greeting in page() for _ in range(6)), timeout=60, interval=1,
-                       what="the kubelets to refresh the mounted ConfigMap and every pod to serve the new GREETING")
+    served: dict[str, str] = {}  # pod name → the greeting it served last (the page names its pod)
+
+
+    def every_pod_serves(text: str) -> bool:
+        found = re.search(r'id="greeting">(.*?)</h1>.*id="pod">([^<]+)<', page(), re.S)
+        if found:
+            served[found.group(2)] = found.group(1)
+        return all(served.get(pod) == text for pod in pods_before)
+
+
+    if lab.app_url:  # the Service spreads the requests over the 3 pods; each pod's kubelet refreshes its files
+        lab.wait_until(lambda: every_pod_serves(greeting), timeout=60,
+                       what="the kubelets to refresh the mounted ConfigMap and all 3 pods to serve the new GREETING")
         html = page()
         print(f"page changed {time.monotonic() - started:.0f} s after the push")
         display(show(html))
@@ -845,10 +854,20 @@ CH04 = [
     The diff compares what Git would produce (a server-side-apply dry run, so defaults the API
     server fills in are never drift) with the live object. `-` is the cluster, `+` is Git.
     `gitops-lab app diff guestbook` prints the same in a terminal.
+
+    This diff is computed here, on your machine, so it fetches Git from here. On kind the
+    app's `repoURL` is the Git server's address *inside* the cluster, which your machine
+    reaches through 127.0.0.1 instead (`lab.push_url`); the cell tells git so, with git's own
+    `url.<base>.insteadOf` setting (for this notebook's processes only).
     """),
     live("""
+    import os
+
     from gitops_lab.widgets import DiffView
 
+    if lab.repo_url != lab.push_url:  # kind: the same Git server, reached from here through 127.0.0.1
+        os.environ.update(GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0=f"url.{lab.push_url}.insteadOf",
+                          GIT_CONFIG_VALUE_0=lab.repo_url)
     diff = DiffView.for_app(lab.kube, lab.apps, "guestbook")
     diff
     """),
