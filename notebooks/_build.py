@@ -79,7 +79,7 @@ CH00 = [
     live("""
     print("cluster provider:", lab.provider_kind)  # kind: real pods in Docker · local: simulated nodes
     print("the agent runs:  ", "as a pod in the cluster" if lab.agent_mode == "in-cluster"
-          else "as a process on this machine (no container runs on the local provider)")
+          else "as a process on this machine, with a token of its ServiceAccount")
     print("it pulls from:   ", lab.repo_url)
     """),
     md("""
