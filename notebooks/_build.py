@@ -50,9 +50,14 @@ CH00 = [
     md("""
     # 00 · Welcome: what GitOps is
 
-    In this workbench you do GitOps for real: a Kubernetes control plane runs on your machine, a
+    In this workbench you do GitOps for real: a Kubernetes cluster runs on your machine, a
     Git server holds the desired state, and a small **pull-based agent** (shaped after Argo CD)
     makes the cluster equal Git — and keeps it that way.
+
+    The cluster is one of two kinds (chapter 01 looks at both): **kind**, a real cluster in
+    Docker where containers run, wherever a Docker daemon answers; else **local**, a real
+    control plane whose node is simulated, so no container runs. The first cell prints which
+    one you have and where the agent runs.
 
     | Chapter | You will |
     |---|---|
@@ -71,6 +76,12 @@ CH00 = [
     says what to look at.
     """),
     code(CONNECT),
+    live("""
+    print("cluster provider:", lab.provider_kind)  # kind: real pods in Docker · local: simulated nodes
+    print("the agent runs:  ", "as a pod in the cluster" if lab.agent_mode == "in-cluster"
+          else "as a process on this machine, with a token of its ServiceAccount")
+    print("it pulls from:   ", lab.repo_url)
+    """),
     md("""
     ## 1. Git is the single source of truth
 
@@ -127,6 +138,12 @@ CH00 = [
       connection goes *out* from the cluster to Git. And because the agent keeps comparing, it
       also notices when the cluster changes behind Git's back.
 
+    In this lab on **kind** the agent is exactly that: a pod in the namespace `gitops-lab`,
+    using its ServiceAccount's token, fetching from the Git server's pod. On the **local**
+    provider no container can run, so the agent runs as a process on your machine — but it
+    authenticates with a token of the same ServiceAccount, so the API server grants it exactly
+    what it would grant the pod.
+
     Watch the pull happen: the agent's last reconcile started with a `fetch` from the lab's Git
     server.
     """),
@@ -135,11 +152,20 @@ CH00 = [
 
     ReconcileTrace(lab.apps, "guestbook")
     """),
-    md("**Self-check.** Who opened the connection to Git? The agent did: its first step is a fetch."),
+    md("""
+    **Self-check.** Who opened the connection to Git? The agent did: its first step is a fetch.
+    And it runs where the first cell said: a pod on kind, a process on the local provider.
+    """),
     check("""
     steps = {s["name"]: s for s in lab.app("guestbook")["status"]["lastReconcile"]["steps"]}
     assert steps["fetch"]["ok"], steps["fetch"]
     assert lab.repo_url in steps["fetch"]["detail"], "the agent should fetch from the lab's repo"
+    agent = lab.agent_info()
+    assert agent is not None, "the agent should answer its health endpoint"
+    if lab.agent_mode == "in-cluster":
+        assert agent["pods"], f"the agent should run as a pod: {agent}"
+    else:
+        assert agent["pid"], f"the agent should run as a process: {agent}"
     print("the agent pulled from", lab.repo_url)
     """),
     md("""
@@ -190,12 +216,14 @@ CH01 = [
     md("""
     # 01 · A cluster to deploy to
 
-    GitOps needs a cluster to deploy to. `Lab.connect()` ran the equivalent of
-    `gitops-lab cluster up`; this chapter looks at what it brought up.
+    GitOps needs a cluster to deploy to. `Lab.connect()` runs the equivalent of
+    `gitops-lab cluster up`; when no cluster is up yet, its progress bar shows the steps (on
+    kind: the node container, the images loaded into it, the Git server and the agent started
+    as pods — a minute or two the first time). This chapter looks at what it brought up.
     """),
     code(CONNECT),
     md("""
-    ## 1. Kind where Docker answers, the local control plane here
+    ## 1. Kind where Docker answers, else the local control plane
 
     A Kubernetes cluster is a **control plane** — etcd (the database), kube-apiserver (the only
     door to it), kube-controller-manager (Deployments → ReplicaSets → Pods) and kube-scheduler
@@ -210,9 +238,11 @@ CH01 = [
       node **simulated by [kwok](https://kwok.sigs.k8s.io/)**. Pods get scheduled, get IPs and
       are reported Running, but no container ever runs. Everything GitOps does happens at the
       API server, so everything in this course works the same — you just cannot `curl` the app.
+
+    The first line below says which one you have.
     """),
     live("""
-    print("provider:", lab.provider.kind, "· cluster:", lab.provider.name)
+    print("provider:", lab.provider_kind, "· cluster:", lab.provider.name)
     !gitops-lab cluster status --name {lab.provider.name}
     !kubectl version
     """),
@@ -236,7 +266,7 @@ CH01 = [
 
     ClusterView(lab.kube)
     """),
-    md("**Self-check.** Every node is Ready — and on the local provider every node is a kwok node."),
+    md("**Self-check.** Every node is Ready — on kind a real kubelet with containerd, on the local provider a kwok node."),
     check("""
     import json
 
@@ -249,19 +279,26 @@ CH01 = [
                 if (n["metadata"].get("annotations") or {}).get("kwok.x-k8s.io/node") == "fake"]
         assert fake == [n["metadata"]["name"] for n in nodes], "local nodes are simulated by kwok"
         print(f"{len(nodes)} simulated node(s), all Ready")
+    else:
+        runtimes = {n["status"]["nodeInfo"]["containerRuntimeVersion"] for n in nodes}
+        assert all(r.startswith("containerd://") for r in runtimes), runtimes
+        print(f"{len(nodes)} real node(s), all Ready, running", ", ".join(sorted(runtimes)))
     """),
     md("""
     ## 3. Pods that are Running — and, on the local provider, run nothing
 
     Create a Deployment by hand (just this once: from chapter 03 on, only Git changes the
     cluster). The controller-manager creates a ReplicaSet and two Pods, the scheduler puts them
-    on the node, and kwok (or the kubelet on kind) reports them Running.
+    on the node, and the kubelet (kind) or kwok (local) reports them Running.
+
+    The image is the course's sample app, `gitops-lab/guestbook:1.0.0`: on kind it was built on
+    this machine and loaded into the node, so the kubelet starts it without pulling anything.
     """),
     live("""
     # catch-up: remove what an earlier run of this chapter left behind
     lab.kubectl("delete", "deployment", "hello", "-n", "default", "--ignore-not-found",
                 "--cascade=foreground")
-    print(lab.kubectl("create", "deployment", "hello", "--image=nginx:1.27-alpine",
+    print(lab.kubectl("create", "deployment", "hello", "--image=gitops-lab/guestbook:1.0.0",
                       "--replicas=2", "-n", "default"))
 
 
@@ -271,12 +308,13 @@ CH01 = [
 
 
     lab.wait_until(hello_ready, timeout=60,
-                   what="2 ready hello pods (scheduled, then reported Running by kwok or the kubelet)")
+                   what="2 ready hello pods (scheduled, then reported Running by the kubelet or kwok)")
     ClusterView(lab.kube, namespace="default")
     """),
     md("""
-    Now ask for the logs of one of them. On kind you would see nginx's log. On the local
-    provider the API server asks the node's kubelet on port 10250 — and there is no kubelet:
+    Now ask for the logs of one of them: the API server asks the node's kubelet (port 10250)
+    for what the container printed. On kind you see the sample app's first line. On the local
+    provider there is no kubelet and no container, so the request fails:
     """),
     live("""
     pod = lab.kubectl("get", "pods", "-n", "default", "-l", "app=hello",
@@ -284,12 +322,15 @@ CH01 = [
     logs = lab.kubectl("logs", "-n", "default", pod, check=False)
     print(logs)
     """),
-    md("**Self-check.** Two pods Running; on the local provider, no logs to read."),
+    md("**Self-check.** Two pods Running; on kind the container's own log, on the local provider no logs to read."),
     check("""
     pods = json.loads(lab.kubectl("get", "pods", "-n", "default", "-l", "app=hello", "-o", "json"))["items"]
+    pods = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
     assert len(pods) == 2 and all(p["status"]["phase"] == "Running" for p in pods), \\
         [p["status"]["phase"] for p in pods]
-    if lab.provider.kind == "local":
+    if lab.provider_kind == "kind":
+        assert "guestbook 1.0.0" in logs and "listening on :8080" in logs, logs
+    elif lab.provider_kind == "local":
         assert "10250" in logs or "error" in logs.lower(), "no kubelet, so no container logs"
     """),
     live("""
@@ -317,13 +358,16 @@ CH02 = [
     repo), usually separate from the application's source code: CI builds images from the
     source repo; the config repo says which image, how many replicas, with what config.
 
-    The lab runs its own Git server (`git daemon` on 127.0.0.1) with one repo, `lab`. Each
-    directory under `apps/` is one application's desired state, as plain Kubernetes YAML.
-    `lab.workcopy` is your clone of it — your laptop, in GitOps terms.
+    The lab runs its own Git server (`git daemon`) with one repo, `lab`. On kind it is a pod
+    (`git-server` in the namespace `gitops-lab`): you push to it through 127.0.0.1, the agent
+    pulls from it inside the cluster. On the local provider it is a process on 127.0.0.1, and
+    both use the same address. Each directory under `apps/` is one application's desired state,
+    as plain Kubernetes YAML. `lab.workcopy` is your clone of it — your laptop, in GitOps terms.
     """),
     live("""
-    print("config repo:", lab.repo_url)
-    print("your clone: ", lab.workcopy.path)
+    print("you push to:       ", lab.push_url)
+    print("the agent pulls from", lab.repo_url)
+    print("your clone:        ", lab.workcopy.path)
     !git -C {lab.workcopy.path} ls-files
     """),
     live("""
@@ -374,31 +418,55 @@ CH02 = [
       (chapter 03);
     * the namespace `gitops-lab`, the agent's ServiceAccount `gitops-lab-agent`, and its RBAC.
 
-    The agent itself runs in the cluster as a Deployment on kind (`--mode in-cluster`); on the
-    local provider, where no container runs, `gitops-lab agent run` runs it as a process on
-    your machine that **authenticates as that ServiceAccount** (a token from the TokenRequest
-    API), so RBAC limits it exactly as it would in a cluster.
+    Where the agent itself runs depends on the provider (`lab.agent_mode`):
+
+    * **kind** (`--mode in-cluster`): the agent's image is built on this machine and loaded
+      into the node, and the agent runs as the Deployment `gitops-lab-agent` — a pod with the
+      ServiceAccount's token, like Argo CD's application controller.
+    * **local** (`--mode local`): no container runs, so `gitops-lab agent run` runs it as a
+      process on your machine that **authenticates as that ServiceAccount** (a token from the
+      TokenRequest API), so RBAC limits it exactly as it would in a cluster.
 
     `Lab.connect()` did all of this already. Installing again is harmless: every object is
     applied with server-side apply, which is idempotent.
     """),
     live("""
-    !gitops-lab agent install
+    print("agent mode:", lab.agent_mode)
+    !gitops-lab agent install --mode {lab.agent_mode} --cluster-name {lab.provider.name}
     !kubectl get crd applications.gitopslab.io
     !kubectl get serviceaccount,role,rolebinding -n gitops-lab
     """),
+    md("""
+    The pods in `gitops-lab`: on kind the agent and the Git server; on the local provider none
+    (the agent and the Git server are processes on your machine). Then where the agent answers,
+    and the last lines of its log — from the pod on kind, from its log file on the local
+    provider:
+    """),
     live("""
+    !kubectl -n gitops-lab get pods
     info = lab.agent_info()
-    print("agent pid", info["pid"], "serving", info["url"], "(/healthz, /metrics)")
+    if lab.agent_mode == "in-cluster":
+        print("agent pod(s):", ", ".join(info["pods"]), "· serving", info["url"], "(/healthz, /metrics)")
+    else:
+        print("agent process pid", info["pid"], "· serving", info["url"], "(/healthz, /metrics)")
     print(lab.agent_log(5))
     """),
-    md("**Self-check.** The agent answers its health endpoint and its ServiceAccount exists."),
+    md("**Self-check.** The agent answers its health endpoint, runs as its ServiceAccount, and has written a log."),
     check("""
+    import json
+    import os
     import urllib.request
 
     with urllib.request.urlopen(lab.agent_url + "/healthz", timeout=5) as resp:
         assert resp.status == 200
     assert "gitops-lab-agent" in lab.kubectl("get", "serviceaccount", "-n", "gitops-lab")
+    assert lab.agent_log(5).strip(), "the agent's log should not be empty"
+    if lab.agent_mode == "in-cluster":
+        pod = json.loads(lab.kubectl("-n", "gitops-lab", "get", "pod", info["pods"][0], "-o", "json"))
+        assert pod["spec"]["serviceAccountName"] == "gitops-lab-agent", pod["spec"]
+        assert pod["status"]["phase"] == "Running" and pod["status"]["containerStatuses"][0]["ready"]
+    else:
+        os.kill(info["pid"], 0)  # raises if no such process
     """),
     md("""
     ## 4. What the agent's RBAC allows
@@ -451,7 +519,7 @@ CH03 = [
 
     An **Application** tells the agent what to deploy (a path in a Git repo, at a revision) and
     where (a namespace). In this chapter you create one with a *manual* sync policy, sync it,
-    then switch on *automated* sync and ship a change by committing to Git.
+    look at the app, then switch on *automated* sync and ship changes by committing to Git.
     """),
     code(CONNECT),
     live("""
@@ -532,7 +600,65 @@ CH03 = [
     assert {r["action"] for r in app["status"]["operationState"]["syncResult"]["resources"]} == {"created"}
     """),
     md("""
-    ## 3. Automated sync: a commit is a deployment
+    ## 3. The app itself
+
+    Synced and Healthy are what the API server says. Does the app answer? On **kind** its two
+    pods really run the sample app's container, and the Service `guestbook-ui` (a NodePort,
+    which kind maps to a port on 127.0.0.1: `lab.app_url`) leads to them: fetch the page and
+    show it here. On the **local** provider no container runs — the pods are only reported
+    Running — so nothing serves the page; what the pods would read, the ConfigMap with
+    `GREETING`, is in the cluster all the same.
+    """),
+    live("""
+    import re
+
+    from IPython.display import HTML, display
+
+    from gitops_lab.lab import LabError
+
+
+    def page() -> str:
+        try:
+            return lab.fetch_app()
+        except LabError:  # e.g. right after a rollout, before the Service leads to a ready pod
+            return ""
+
+
+    def show(html: str) -> HTML:
+        body = re.search(r"<body[^>]*>(.*)</body>", html, re.S)
+        return HTML('<div style="border:1px solid #d0d7de;border-radius:6px;padding:0 1em">'
+                    f"{body.group(1) if body else html}</div>")
+
+
+    def greeting_in_cluster() -> str:
+        return lab.kubectl("get", "configmap", "guestbook-config", "-n", "guestbook",
+                           "-o", "jsonpath={.data.GREETING}")
+
+
+    if lab.app_url:
+        lab.wait_until(lambda: 'id="greeting"' in page(), timeout=30,
+                       what=f"the sample app's page at {lab.app_url} (the Service leads to a ready pod)")
+        html = page()
+        print("fetched", lab.app_url)
+        display(show(html))
+    else:
+        print(f"{lab.provider_kind} provider: no container runs, so no page to fetch. The ConfigMap the pods would read:")
+        print(lab.kubectl("get", "configmap", "guestbook-config", "-n", "guestbook", "-o", "yaml"))
+    """),
+    md("**Self-check.** The greeting from Git: on the page (kind), in the cluster's ConfigMap (both)."),
+    check("""
+    assert greeting_in_cluster() == "Hello from Git"
+    if lab.app_url:
+        assert '<h1 id="greeting">Hello from Git</h1>' in html and '<b id="version">1.0.0</b>' in html, html
+    else:
+        try:
+            lab.fetch_app()
+            raise AssertionError("no pod should serve the page on the local provider")
+        except LabError as exc:
+            print("as expected:", exc)
+    """),
+    md("""
+    ## 4. Automated sync: a commit is a deployment
 
     With `syncPolicy.automated` the agent syncs by itself whenever `main` moves. Switch it on
     (the **Auto-sync** box in the dashboard does the same), then change Git: 2 → 3 replicas.
@@ -560,20 +686,73 @@ CH03 = [
     lab.wait_until(lambda: ready_replicas() == "3", what="the third pod to be ready", timeout=30)
     dash
     """),
-    md("""
-    **Self-check.** The commit is live, and the cluster runs three replicas.
-
-    *Try it yourself afterwards:* change `GREETING` in `apps/guestbook/configmap.yaml`. The
-    ConfigMap changes within a second — but the pods do not restart, because environment from
-    a ConfigMap is read when a container starts. (That is why Kustomize's `configMapGenerator`
-    puts a hash of the content into the name.)
-    """),
+    md("**Self-check.** The commit is live, and the cluster runs three replicas."),
     check("""
     assert app["status"]["sync"]["revision"] == sha
     assert ready_replicas() == "3"
     """),
     md("""
-    ## 4. What the agent did: one reconcile, step by step
+    ## 5. A config change reaches the running app
+
+    Change `GREETING` in `apps/guestbook/configmap.yaml` and commit. The agent updates the
+    ConfigMap within a second or two. The sample app reads `GREETING` from the ConfigMap
+    *mounted as files*, and the kubelet refreshes mounted ConfigMaps every few seconds — so on
+    kind the page changes **without restarting a pod** (about 5–15 s). On the local provider
+    the change stops at the ConfigMap: there is no kubelet and no running app to read it.
+
+    (Had the app read `GREETING` from an environment variable, it would only see the change
+    when its pod restarts. That is why Kustomize's `configMapGenerator` puts a hash of the
+    content into the ConfigMap's name: a new name changes the pod template and rolls the pods.)
+    """),
+    live("""
+    import json
+    import time
+
+
+    def pod_names() -> list[str]:
+        pods = json.loads(lab.kubectl("get", "pods", "-n", "guestbook", "-o", "json"))["items"]
+        return sorted(p["metadata"]["name"] for p in pods if not p["metadata"].get("deletionTimestamp"))
+
+
+    pods_before = pod_names()
+    configmap = lab.read("apps/guestbook/configmap.yaml")
+    greeting = "Hello from my first commit"
+    assert 'GREETING: "Hello from Git"' in configmap, configmap
+    started = time.monotonic()
+    greeting_sha = lab.commit({"apps/guestbook/configmap.yaml":
+                               configmap.replace('GREETING: "Hello from Git"', f'GREETING: "{greeting}"')},
+                              "Greet from my first commit")
+    lab.wait_until(lambda: greeting_in_cluster() == greeting, timeout=30,
+                   what=f"the agent to apply {greeting_sha[:7]} to the ConfigMap")
+    print(f"ConfigMap updated {time.monotonic() - started:.0f} s after the push")
+    served: dict[str, str] = {}  # pod name → the greeting it served last (the page names its pod)
+
+
+    def every_pod_serves(text: str) -> bool:
+        found = re.search(r'id="greeting">(.*?)</h1>.*id="pod">([^<]+)<', page(), re.S)
+        if found:
+            served[found.group(2)] = found.group(1)
+        return all(served.get(pod) == text for pod in pods_before)
+
+
+    if lab.app_url:  # the Service spreads the requests over the 3 pods; each pod's kubelet refreshes its files
+        lab.wait_until(lambda: every_pod_serves(greeting), timeout=60,
+                       what="the kubelets to refresh the mounted ConfigMap and all 3 pods to serve the new GREETING")
+        html = page()
+        print(f"page changed {time.monotonic() - started:.0f} s after the push")
+        display(show(html))
+    """),
+    md("**Self-check.** The new greeting is in the cluster — and on kind on the page — and no pod was restarted or replaced."),
+    check("""
+    assert greeting_in_cluster() == greeting
+    if lab.app_url:
+        assert f'<h1 id="greeting">{greeting}</h1>' in html, html
+    assert pod_names() == pods_before, f"the pods should be the same: {pods_before} → {pod_names()}"
+    pods = json.loads(lab.kubectl("get", "pods", "-n", "guestbook", "-o", "json"))["items"]
+    assert all(c.get("restartCount", 0) == 0 for p in pods for c in p["status"].get("containerStatuses", []))
+    """),
+    md("""
+    ## 6. What the agent did: one reconcile, step by step
 
     The agent's loop is a fixed sequence: **fetch** (Git) → **render** (YAML to objects) →
     **diff** (a server-side-apply dry run, compared with the live objects) → **apply** (only
@@ -590,7 +769,7 @@ CH03 = [
     md("**Self-check.** The last reconcile fetched your commit and found nothing left to do."),
     check("""
     steps = {s["name"]: s for s in trace.steps}
-    assert steps["fetch"]["state"] == "ok" and sha[:7] in steps["fetch"]["detail"], steps["fetch"]
+    assert steps["fetch"]["state"] == "ok" and greeting_sha[:7] in steps["fetch"]["detail"], steps["fetch"]
     assert steps["diff"]["state"] == "ok", steps["diff"]
     """),
     md("The same app in a terminal — Argo CD's `argocd app get`:"),
@@ -617,9 +796,24 @@ CH04 = [
     md("""
     ## 1. Drift: scale by hand, behind Git's back
 
-    Git says 2 replicas. Scale to 5 with `kubectl`, as someone fighting a fire might:
+    Git says 2 replicas. Scale to 5 with `kubectl`, as someone fighting a fire might. The
+    Deployment really gets three more pods — on kind three more containers start
+    (`lab.provider_kind` says which provider you have):
     """),
     live("""
+    import json
+
+
+    def pods(image: str | None = None) -> list[dict]:  # the app's pods not being deleted (running IMAGE)
+        items = json.loads(lab.kubectl("get", "pods", "-n", "guestbook", "-o", "json"))["items"]
+        return [p for p in items if not p["metadata"].get("deletionTimestamp")
+                and (image is None or p["spec"]["containers"][0]["image"] == image)]
+
+
+    def ready(pod: dict) -> bool:
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
+
+
     print(lab.kubectl("scale", "deployment/guestbook-ui", "-n", "guestbook", "--replicas=5"))
     app = lab.wait_for("guestbook", lambda a: a["status"]["sync"]["status"] == "OutOfSync",
                        what="the agent to see the change (it watches the objects it deployed)",
@@ -627,6 +821,10 @@ CH04 = [
     lab.wait_until(lambda: any(e["metadata"]["name"] not in seen
                                for e in lab.events("guestbook", "DriftDetected")),
                    what="the agent's DriftDetected event", timeout=30)
+    lab.wait_until(lambda: sum(map(ready, pods())) == 5, timeout=60,
+                   what=f"5 ready pods (on {lab.provider_kind}: " + ("containers started by the kubelet)"
+                         if lab.provider_kind == "kind" else "reported Running by kwok, nothing runs)"))
+    print(lab.kubectl("get", "pods", "-n", "guestbook", "-o", "wide"))
     """),
     md("""
     The agent recorded a Kubernetes Event — `DriftDetected`, highlighted below — and, when an
@@ -648,6 +846,7 @@ CH04 = [
     assert lab.app("guestbook")["status"]["sync"]["status"] == "OutOfSync"
     assert lab.kubectl("get", "deployment", "guestbook-ui", "-n", "guestbook",
                        "-o", "jsonpath={.spec.replicas}") == "5"
+    assert sum(map(ready, pods())) == 5
     """),
     md("""
     ## 2. What exactly differs: the diff
@@ -655,10 +854,20 @@ CH04 = [
     The diff compares what Git would produce (a server-side-apply dry run, so defaults the API
     server fills in are never drift) with the live object. `-` is the cluster, `+` is Git.
     `gitops-lab app diff guestbook` prints the same in a terminal.
+
+    This diff is computed here, on your machine, so it fetches Git from here. On kind the
+    app's `repoURL` is the Git server's address *inside* the cluster, which your machine
+    reaches through 127.0.0.1 instead (`lab.push_url`); the cell tells git so, with git's own
+    `url.<base>.insteadOf` setting (for this notebook's processes only).
     """),
     live("""
+    import os
+
     from gitops_lab.widgets import DiffView
 
+    if lab.repo_url != lab.push_url:  # kind: the same Git server, reached from here through 127.0.0.1
+        os.environ.update(GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0=f"url.{lab.push_url}.insteadOf",
+                          GIT_CONFIG_VALUE_0=lab.repo_url)
     diff = DiffView.for_app(lab.kube, lab.apps, "guestbook")
     diff
     """),
@@ -678,17 +887,19 @@ CH04 = [
     app = lab.wait_for("guestbook", lambda a: a["status"]["sync"]["status"] == "Synced",
                        what="the sync to put Git's 2 replicas back", timeout=30)
     """),
-    md("**Self-check.** Back to what Git says."),
+    md("**Self-check.** Back to what Git says — and the three extra pods are gone."),
     check("""
     assert lab.kubectl("get", "deployment", "guestbook-ui", "-n", "guestbook",
                        "-o", "jsonpath={.spec.replicas}") == "2"
+    lab.wait_until(lambda: len(pods()) == 2, timeout=60,
+                   what="the ReplicaSet to remove the 3 extra pods (on kind: their containers stop)")
     """),
     md("""
     ## 4. Self-heal on: drift is reverted within a second
 
     With `selfHeal: true` the agent re-applies Git as soon as it sees drift. Switch it on (the
     **Self-heal** box in the dashboard does the same) and change the image by hand — the
-    non-interactive form of `kubectl edit`:
+    non-interactive form of `kubectl edit` — to the sample app's next release, 1.1.0:
     """),
     live("""
     import yaml
@@ -697,7 +908,8 @@ CH04 = [
     lab.wait_for("guestbook", lambda a: a["spec"]["syncPolicy"]["automated"]["selfHeal"],
                  what="the new policy", timeout=10)
     git_image = yaml.safe_load(lab.read("apps/guestbook/deployment.yaml"))["spec"]["template"]["spec"]["containers"][0]["image"]
-    print(lab.kubectl("set", "image", "deployment/guestbook-ui", "-n", "guestbook", "web=nginx:1.26-alpine"))
+    print(lab.kubectl("set", "image", "deployment/guestbook-ui", "-n", "guestbook",
+                      "web=gitops-lab/guestbook:1.1.0"))
 
 
     def live_image() -> str:
@@ -710,11 +922,15 @@ CH04 = [
     lab.wait_until(lambda: any(e["metadata"]["name"] not in seen
                                for e in lab.events("guestbook", "SelfHealed")),
                    what="the agent's SelfHealed event", timeout=30)
+    # the Deployment may have started a 1.1.0 pod meanwhile: it goes away again
+    lab.wait_until(lambda: len(pods()) == 2 and all(map(ready, pods(git_image))) and len(pods(git_image)) == 2,
+                   timeout=60, what=f"the pods to be 2 ready pods of Git's image {git_image} again")
     lab.dashboard("guestbook")
     """),
-    md("**Self-check.** The image is Git's again, and the agent said so in a `SelfHealed` event."),
+    md("**Self-check.** The image is Git's again — in the Deployment and in every pod — and the agent said so in a `SelfHealed` event."),
     check("""
     assert live_image() == git_image
+    assert {p["spec"]["containers"][0]["image"] for p in pods()} == {git_image}
     healed = [e for e in lab.events("guestbook", "SelfHealed") if e["metadata"]["name"] not in seen]
     assert healed and "guestbook-ui" in healed[0]["message"], healed
     """),
@@ -769,24 +985,27 @@ CH05 = [
     original = lab.read("apps/guestbook/deployment.yaml")
     """),
     md("""
-    ## 1. A bad release: an image that cannot be pulled
+    ## 1. A bad release: pods that never become ready
 
-    Commit an image tag that does not exist. The agent syncs it like any other commit — the
-    manifest is valid — and the Deployment starts a new ReplicaSet whose pods cannot pull
-    their image. The old pods keep serving (a rolling update never takes them all down), and
+    Release the sample app's `1.2.0-broken`: it starts and serves its page, but its `/healthz`
+    answers 503, so its **readiness probe** fails. The agent syncs the commit like any other —
+    the manifest is valid — and the Deployment starts a new ReplicaSet whose pod is Running but
+    never Ready. The old pods keep serving (a rolling update never takes them all down), and
     after `progressDeadlineSeconds` (20 s in this sample; Kubernetes' default is 10 minutes) the
     Deployment reports that its rollout failed: the app turns **Degraded**.
 
-    *How is the failed pull simulated?* On kind the pull really fails. On the local provider no
-    image is ever pulled; instead a kwok rule in `gitops_lab/cluster/kwok-stages.yaml` gives
-    every pod whose image ends in `:does-not-exist` the status a kubelet would report:
-    `Pending`, container waiting with reason `ImagePullBackOff`. Everything above that — the
-    Deployment's progress deadline, the health check — is real Kubernetes.
+    *Where does the failure come from?* On kind, from the kubelet: it really runs the
+    container and really probes it every 2 s. On the local provider no container runs; a kwok
+    rule in `gitops_lab/cluster/kwok-stages.yaml` gives every pod whose image tag ends in
+    `-broken` the status a kubelet would report: Running, container started, not Ready.
+    Everything above that — the Deployment's progress deadline, the health check — is real
+    Kubernetes on both.
     """),
     live("""
+    assert "image: gitops-lab/guestbook:1.0.0" in original, original
     bad = lab.commit({"apps/guestbook/deployment.yaml":
-                      original.replace("image: nginx:1.27-alpine", "image: nginx:does-not-exist")},
-                     "Release guestbook-ui with a broken image")
+                      original.replace("image: gitops-lab/guestbook:1.0.0", "image: gitops-lab/guestbook:1.2.0-broken")},
+                     "Release guestbook-ui 1.2.0")
     print("pushed", bad[:7])
     dash = lab.dashboard("guestbook")
     dash
@@ -798,17 +1017,46 @@ CH05 = [
         timeout=90)
     print(app["status"]["health"]["message"])
     print(lab.kubectl("get", "pods", "-n", "guestbook"))
+    if lab.provider_kind == "kind":  # what the kubelet saw when it probed the new pod
+        print(lab.kubectl("get", "events", "-n", "guestbook", "--field-selector=reason=Unhealthy"))
     """),
-    md("**Self-check.** The bad commit is live — Synced! — and unhealthy: Synced says nothing about working."),
-    check("""
+    md("""
+    The old pods still serve the old release. On kind, ask the page which version answers; on
+    the local provider there is no page, but the two old pods are still the Ready ones:
+    """),
+    live("""
     import json
+    import re
 
+
+    def pods(image: str) -> list[dict]:
+        items = json.loads(lab.kubectl("get", "pods", "-n", "guestbook", "-o", "json"))["items"]
+        return [p for p in items if not p["metadata"].get("deletionTimestamp")
+                and p["spec"]["containers"][0]["image"] == image]
+
+
+    def ready(pod: dict) -> bool:
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
+
+
+    old, broken = pods("gitops-lab/guestbook:1.0.0"), pods("gitops-lab/guestbook:1.2.0-broken")
+    print(f"1.0.0: {sum(map(ready, old))} of {len(old)} ready · 1.2.0-broken: {sum(map(ready, broken))} of {len(broken)} ready")
+    if lab.app_url:
+        version = re.search(r'id="version">([^<]+)<', lab.fetch_app()).group(1)
+        print("the page at", lab.app_url, "is served by version", version)
+    """),
+    md("**Self-check.** The bad commit is live — Synced! — and unhealthy: Synced says nothing about working. Its pods run but are not ready; the old ones still are."),
+    check("""
     assert app["status"]["sync"]["revision"] == bad and app["status"]["sync"]["status"] == "Synced"
     assert app["status"]["health"]["status"] == "Degraded"
-    pods = json.loads(lab.kubectl("get", "pods", "-n", "guestbook", "-o", "json"))["items"]
-    reasons = {(c.get("state", {}).get("waiting") or {}).get("reason")
-               for p in pods for c in p["status"].get("containerStatuses", [])}
-    assert "ImagePullBackOff" in reasons, reasons
+    assert broken, "the broken release should have a pod"
+    for pod in broken:  # running (the container started), but failing its readiness probe
+        status = pod["status"]["containerStatuses"][0]
+        assert pod["status"]["phase"] == "Running" and "running" in status["state"], pod["status"]
+        assert status["ready"] is False and not ready(pod), status
+    assert len(old) == 2 and all(map(ready, old)), "the old release's 2 pods keep serving"
+    if lab.app_url:
+        assert version == "1.0.0", version
     """),
     md("""
     ## 2. Roll back the GitOps way: `git revert`
@@ -839,8 +1087,8 @@ CH05 = [
     """),
     live("""
     bad_again = lab.commit({"apps/guestbook/deployment.yaml":
-                            original.replace("image: nginx:1.27-alpine", "image: nginx:does-not-exist")},
-                           "Release the broken image again")
+                            original.replace("image: gitops-lab/guestbook:1.0.0", "image: gitops-lab/guestbook:1.2.0-broken")},
+                           "Release guestbook-ui 1.2.0 again")
     app = lab.wait_for("guestbook", lambda a: a["status"]["sync"].get("revision") == bad_again
                        and a["status"]["history"][-1]["revision"] == bad_again,
                        what=f"the agent to deploy {bad_again[:7]}", timeout=30)
@@ -871,11 +1119,12 @@ CH05 = [
     it at once and undone your rollback. So a rollback switches automated sync off — as Argo CD
     does — until Git is fixed.
 
-    **Self-check.** The revert's revision is deployed again; Git's head is still the bad commit;
-    automated sync is off.
+    **Self-check.** The revert's revision is deployed again — no pod of 1.2.0 is left; Git's head
+    is still the bad commit; automated sync is off.
     """),
     check("""
     assert app["status"]["history"][-1]["revision"] == fix
+    assert not pods("gitops-lab/guestbook:1.2.0-broken") and len(pods("gitops-lab/guestbook:1.0.0")) == 2
     assert app["status"]["sync"]["revision"] == bad_again and app["status"]["sync"]["status"] == "OutOfSync"
     assert "automated" not in (app["spec"].get("syncPolicy") or {}), "a rollback turns automated sync off"
     """),
@@ -1036,7 +1285,7 @@ CH06 = [
     | | Pull (this lab) | Push (CI runs `kubectl apply`) |
     |---|---|---|
     | Who can write to the cluster | the agent's ServiceAccount | the CI job's kubeconfig |
-    | Where that credential lives | in the cluster (a projected token in the agent's pod; here a short-lived token from the TokenRequest API) | in the CI system's secret store, handed to every pipeline run |
+    | Where that credential lives | in the cluster: on kind the projected ServiceAccount token in the agent's pod; on the local provider a short-lived token of that ServiceAccount (TokenRequest API), held by the agent process on your machine | in the CI system's secret store, handed to every pipeline run |
     | Network | the agent connects *out* to Git | CI must reach the API server *in* |
     | What Git / CI hold | no cluster credentials at all | a credential at least as strong as the matrix above — usually cluster-admin, because pipelines grow |
     | Drift | detected and reverted continuously | noticed at the next pipeline run, if ever |
@@ -1047,6 +1296,12 @@ CH06 = [
     live("""
     !git -C {lab.workcopy.path} grep -n -i -E "token|password|client-key|BEGIN .*PRIVATE" -- . || echo "no credentials in the config repo"
     print("the agent authenticates as:", AGENT)
+    if lab.agent_mode == "in-cluster":
+        print("with the token mounted in its pod:", ", ".join(lab.agent_info()["pods"]))
+        print(lab.kubectl("-n", "gitops-lab", "get", "pods", "-l", "app.kubernetes.io/name=gitops-lab-agent",
+                          "-o", "custom-columns=POD:.metadata.name,SERVICEACCOUNT:.spec.serviceAccountName"))
+    else:
+        print("with a TokenRequest token, held by the agent process", lab.agent_info()["pid"], "on this machine")
     """),
     md("**Self-check.** No file in the config repo contains a credential."),
     check("""
@@ -1086,35 +1341,47 @@ CH99 = [
     check("""
     assert "guestbook" not in [a["metadata"]["name"] for a in lab.apps.list()]
     """),
-    md("## 2. Stop the agent"),
-    live("""
-    agent_pid = (lab.agent_info() or {}).get("pid")
-    lab.stop_agent()
-    print("stopped agent pid", agent_pid)
+    md("""
+    ## 2. Stop the agent
+
+    On kind the agent is a Deployment: stopping it scales it to 0 replicas (its pod goes). On
+    the local provider it is a process on your machine: it gets SIGTERM and exits cleanly.
     """),
-    md("**Self-check.** The agent's health endpoint is gone."),
+    live("""
+    agent = lab.agent_info() or {}
+    lab.stop_agent()
+    if lab.agent_mode == "in-cluster":
+        print("scaled Deployment gitops-lab-agent to 0; its pod(s) are gone:", ", ".join(agent.get("pods", [])))
+    else:
+        print("stopped agent pid", agent.get("pid"))
+    """),
+    md("**Self-check.** The agent's health endpoint is gone — and on kind, so is its pod."),
     check("""
     assert lab.agent_info() is None
+    if lab.agent_mode == "in-cluster":
+        assert lab.kubectl("-n", "gitops-lab", "get", "pods", "-l", "app.kubernetes.io/name=gitops-lab-agent",
+                           "-o", "name") == "", "the agent's pod should be gone"
     """),
     md("""
     ## 3. Tear the lab down
 
     `lab.cleanup()` stops the Git server and the cluster and deletes their state (in a terminal:
-    `gitops-lab cluster down`). The config repo goes with it: the next `Lab.connect()` starts
-    from a fresh sample.
+    `gitops-lab cluster down`). On kind that deletes the node's Docker container — and with it
+    every pod: the app, the Git server, the agent. On the local provider it stops the
+    control-plane processes and the `git daemon`. The config repo goes with it: the next
+    `Lab.connect()` starts from a fresh sample.
     """),
     live("""
     import socket
+    import subprocess
 
-    name, git_port = lab.provider.name, lab.git.port
+    name, provider = lab.provider.name, lab.provider_kind
+    git_port = None if provider == "kind" else lab.git.port  # kind: the Git server is a pod
     lab.cleanup()
     !gitops-lab cluster status --name {name}
     """),
-    md("**Self-check.** Nothing answers any more: not the cluster, not the Git server."),
+    md("**Self-check.** Nothing answers any more: not the cluster, not the Git server — and on kind no node container is left."),
     check("""
-    import subprocess
-
-
     def answers(port: int) -> bool:
         with socket.socket() as sock:
             sock.settimeout(0.5)
@@ -1123,7 +1390,12 @@ CH99 = [
 
     status = subprocess.run(["gitops-lab", "cluster", "status", "--name", name], capture_output=True)
     assert status.returncode == 3, "the cluster should be down (status exits 3)"
-    assert not answers(git_port), "the Git server should be stopped"
+    if provider == "kind":
+        containers = subprocess.run(["docker", "ps", "-a", "--format", "{{.Names}}"], capture_output=True,
+                                    text=True, check=True).stdout.split()
+        assert f"{name}-control-plane" not in containers, "the kind node container should be gone"
+    else:
+        assert not answers(git_port), "the Git server should be stopped"
     """),
     md("Thank you for doing GitOps with us. Back to **00 · Welcome** to start again."),
 ]

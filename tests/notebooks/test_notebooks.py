@@ -1,10 +1,14 @@
 """The chapters in notebooks/ run top to bottom under nbval: lax (outputs are not compared, the
-checks are the notebooks' own asserts), in order, and chapter 03 alone from nothing.
+checks are the notebooks' own asserts), in order, and chapter 03 alone from nothing — on the
+local provider, and (marked `kind`) every chapter in order on a real kind cluster.
 
 Each run is a `python -m pytest --nbval-lax …` subprocess against its own lab, named
-`gitops-lab-nb` (GITOPS_LAB_NB_CLUSTER), so it never touches the learner's `gitops-lab`.
-The run in order ends with 99-cleanup; a finalizer tears the lab down whatever happened.
+`gitops-lab-nb` (GITOPS_LAB_NB_CLUSTER) on the local provider and `gitops-lab-nb-kind`
+(GITOPS_LAB_NB_KIND_CLUSTER) on kind, so it never touches the learner's `gitops-lab`.
+A run in order ends with 99-cleanup; a finalizer tears the lab down whatever happened.
 GITOPS_LAB_NB_ALONE=all runs every chapter alone from nothing, not just 03 (slower).
+The kind run needs a Docker daemon: skipped without one, unless GITOPS_LAB_KIND_TESTS=1 (CI),
+where a missing daemon is a failure.
 """
 
 from __future__ import annotations
@@ -21,32 +25,38 @@ from pathlib import Path
 import pytest
 
 from gitops_lab.cluster.binaries import cache_root
+from gitops_lab.cluster.docker import docker_available
 from gitops_lab.lab import teardown
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 SANITIZE = Path(__file__).resolve().parent / "sanitize.cfg"
 NAME = os.environ.get("GITOPS_LAB_NB_CLUSTER", "gitops-lab-nb")
+KIND_NAME = os.environ.get("GITOPS_LAB_NB_KIND_CLUSTER", "gitops-lab-nb-kind")
 CHAPTERS = sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
 ALONE = CHAPTERS if os.environ.get("GITOPS_LAB_NB_ALONE") == "all" else ["03-deploy"]
 RUN_TIMEOUT = 1200  # seconds for a whole nbval run; a cell has 300 (--nbval-cell-timeout)
+KIND_RUN_TIMEOUT = 2400  # on kind: a first run also builds the lab's images and creates the node
 
 pytestmark = [pytest.mark.cluster, pytest.mark.notebooks, pytest.mark.timeout(RUN_TIMEOUT + 120)]
 
 
-def _env() -> dict[str, str]:
+def _env(name: str = NAME, provider: str | None = None) -> dict[str, str]:
     env = dict(os.environ)
-    env["GITOPS_LAB_CLUSTER"] = NAME
-    env.setdefault("GITOPS_LAB_PROVIDER", "local")
+    env["GITOPS_LAB_CLUSTER"] = name
+    if provider:
+        env["GITOPS_LAB_PROVIDER"] = provider
+    else:
+        env.setdefault("GITOPS_LAB_PROVIDER", "local")
     env.pop("KUBECONFIG", None)  # the kernel's Lab.connect() sets its own
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
 
-def _leftovers() -> list[str]:
+def _leftovers(name: str = NAME) -> list[str]:
     """Processes still running for this lab: cluster components, agent, git daemon."""
-    marks = (f"/clusters/{NAME}/", f"/lab/{NAME}/")
+    marks = (f"/clusters/{name}/", f"/lab/{name}/")
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -60,13 +70,21 @@ def _leftovers() -> list[str]:
     return found
 
 
-def _nbval(*paths: Path, junit: Path) -> tuple[subprocess.CompletedProcess[str], float]:
+def _kind_leftovers(name: str) -> list[str]:
+    """What a kind lab NAME left in Docker: its node container."""
+    out = subprocess.run(["docker", "ps", "-a", "--format", "{{.Names}}"], capture_output=True,
+                         text=True, timeout=60, check=True)
+    return [c for c in out.stdout.split() if c == f"{name}-control-plane"]
+
+
+def _nbval(*paths: Path, junit: Path, name: str = NAME, provider: str | None = None,
+           timeout: float = RUN_TIMEOUT) -> tuple[subprocess.CompletedProcess[str], float]:
     cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-cell-timeout=300",
            "--nbval-sanitize-with", str(SANITIZE), "-p", "no:cacheprovider", "-q",
            f"--junitxml={junit}", *map(str, paths)]
     start = time.monotonic()
-    out = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True,
-                         timeout=RUN_TIMEOUT, stdin=subprocess.DEVNULL, check=False)
+    out = subprocess.run(cmd, cwd=ROOT, env=_env(name, provider), capture_output=True,
+                         text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
     return out, time.monotonic() - start
 
 
@@ -122,3 +140,35 @@ def test_chapters_in_order_then_nothing_left(tmp_path: Path,
         json.dumps({"total_seconds": round(wall, 1), "notebooks": times}))
     # 99-cleanup stopped everything: cluster, agent and git daemon
     assert not _leftovers(), "99-cleanup left processes running:\n" + "\n".join(_leftovers())
+
+
+@pytest.fixture()
+def kind_lab_torn_down() -> Iterator[str]:
+    """The kind lab's name: Docker must answer; no such lab before, torn down after."""
+    if not docker_available():
+        if os.environ.get("GITOPS_LAB_KIND_TESTS") == "1":
+            pytest.fail("GITOPS_LAB_KIND_TESTS=1 but no Docker daemon answers `docker info`")
+        pytest.skip("no Docker daemon answers (`gitops-lab docker start`)")
+    teardown(KIND_NAME)
+    try:
+        yield KIND_NAME
+    finally:
+        teardown(KIND_NAME)
+
+
+@pytest.mark.kind
+@pytest.mark.timeout(KIND_RUN_TIMEOUT + 300)
+def test_chapters_in_order_on_kind_then_nothing_left(kind_lab_torn_down: str, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    name = kind_lab_torn_down
+    assert not _kind_leftovers(name) and not _leftovers(name)
+    out, wall = _nbval(NOTEBOOKS, junit=tmp_path / "junit.xml", name=name, provider="kind",
+                       timeout=KIND_RUN_TIMEOUT)
+    assert out.returncode == 0, _failure(out)
+    times = _times(tmp_path / "junit.xml")
+    assert sorted(times) == CHAPTERS, f"nbval ran {sorted(times)}, expected {CHAPTERS}"
+    _report("all chapters in order on kind", times, wall, capsys)
+    # 99-cleanup deleted the cluster: no node container, no process, no state
+    assert not _kind_leftovers(name), f"99-cleanup left the node container {name}-control-plane"
+    assert not _leftovers(name), "99-cleanup left processes running:\n" + "\n".join(_leftovers(name))
+    assert not (cache_root() / "clusters" / name).exists(), "99-cleanup left the cluster's state"
