@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 from typing import Any
 
@@ -50,6 +51,11 @@ def _agent_install(args: argparse.Namespace) -> int:
     from gitops_lab.install.incluster import deploy_agent
 
     kube = _kube(args)
+    if args.cluster_name is None:
+        from gitops_lab.cluster.base import read_current
+
+        args.cluster_name = os.environ.get("GITOPS_LAB_CLUSTER") or \
+            (read_current() or {}).get("name") or "gitops-lab"
     mode = args.mode
     if mode is None:  # in-cluster where pods run (a kind cluster of the lab's), else local
         mode = "in-cluster" if KindCluster(args.cluster_name).kubeconfig().exists() else "local"
@@ -185,7 +191,10 @@ def _app_diff(args: argparse.Namespace) -> int:
     compare_only = dict(app)
     compare_only["spec"] = {**(app.get("spec") or {}), "syncPolicy": None}
     compare_only.pop("operation", None)
-    result = Reconciler(kube, RepoCache(cache_root() / "repos-cli")).reconcile(compare_only)
+    from gitops_lab.install.incluster import host_git_urls
+
+    repos = RepoCache(cache_root() / "repos-cli", fetch_urls=host_git_urls())
+    result = Reconciler(kube, repos).reconcile(compare_only)
     for cond in result.conditions:
         print(f"{cond.type}: {cond.message}", file=sys.stderr)
     changed = 0
@@ -292,7 +301,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = agent_sub.add_parser("install", parents=[common], help="CRD, namespace, RBAC (+ Deployment)")
     p.add_argument("--mode", choices=["local", "in-cluster"], default=None,
                    help="default: in-cluster on the lab's kind cluster, else local")
-    p.add_argument("--cluster-name", default="gitops-lab", help="kind cluster for in-cluster")
+    p.add_argument("--cluster-name", default=None,
+                   help="the kind cluster for in-cluster (default: $GITOPS_LAB_CLUSTER, else "
+                        "the lab's current cluster, else gitops-lab)")
     p.set_defaults(func=_guard(_agent_install))
     p = agent_sub.add_parser("run", parents=[common], help="run the agent in the foreground")
     p.add_argument("--poll-interval", type=float, default=1.0,

@@ -856,18 +856,12 @@ CH04 = [
     `gitops-lab app diff guestbook` prints the same in a terminal.
 
     This diff is computed here, on your machine, so it fetches Git from here. On kind the
-    app's `repoURL` is the Git server's address *inside* the cluster, which your machine
-    reaches through 127.0.0.1 instead (`lab.push_url`); the cell tells git so, with git's own
-    `url.<base>.insteadOf` setting (for this notebook's processes only).
+    app's `repoURL` is the Git server's address *inside* the cluster; your machine reaches the
+    same server through 127.0.0.1 (`lab.push_url`), and the diff fetches from there.
     """),
     live("""
-    import os
-
     from gitops_lab.widgets import DiffView
 
-    if lab.repo_url != lab.push_url:  # kind: the same Git server, reached from here through 127.0.0.1
-        os.environ.update(GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0=f"url.{lab.push_url}.insteadOf",
-                          GIT_CONFIG_VALUE_0=lab.repo_url)
     diff = DiffView.for_app(lab.kube, lab.apps, "guestbook")
     diff
     """),

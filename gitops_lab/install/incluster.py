@@ -110,3 +110,21 @@ class ClusterGitServer:
 
     def stop(self) -> None:
         """Nothing to stop on the host: the server goes away with the cluster."""
+
+
+def host_git_urls(cluster_name: str | None = None) -> dict[str, str]:
+    """For compares run on this machine (`app diff`, the DiffView widget): the in-cluster Git
+    server's URL prefix → its NodePort on 127.0.0.1, when the lab's cluster is kind."""
+    from gitops_lab.cluster.base import read_current
+    from gitops_lab.cluster.kind import GIT_NODE_PORT
+
+    if cluster_name is None:
+        current = read_current() or {}
+        if current.get("provider") != "kind":
+            return {}
+        cluster_name = current.get("name", "")
+    cluster = KindCluster(cluster_name)
+    if not cluster.config_file.exists():
+        return {}
+    return {f"git://git-server.{NAMESPACE}:9418/":
+            f"git://127.0.0.1:{cluster.host_port(GIT_NODE_PORT)}/"}

@@ -8,13 +8,14 @@ import contextlib
 import datetime as dt
 import fcntl
 import hashlib
+import os
 import posixpath
 import re
 import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -86,6 +87,20 @@ def _check_url(url: str) -> str:
     )
 
 
+def _host(url: str) -> str:
+    """The host name of a git://, http(s):// or ssh:// URL ("" for paths and scp-like)."""
+    match = re.match(r"^[a-z+]+://(?:[^@/]*@)?(\[[^\]]*\]|[^:/]+)", url)
+    return match.group(1) if match else ""
+
+
+def _cluster_internal(host: str) -> bool:
+    """A Service name (`svc`, `svc.ns`, `….svc`, `….svc.cluster.local`) rather than a host."""
+    if host.endswith((".svc", ".svc.cluster.local", ".cluster.local")):
+        return True
+    parts = host.split(".")
+    return len(parts) == 2 and parts[1] in ("gitops-lab", "default", "kube-system")
+
+
 def _slug(url: str) -> str:
     tail = url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
     tail = tail.removesuffix(".git")
@@ -140,8 +155,12 @@ class RepoCache:
     fetches of one URL. `resolve` and `read_tree` only read the object database.
     """
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, *, fetch_urls: Mapping[str, str] | None = None) -> None:
+        """`fetch_urls` maps URL prefixes to where this process reaches them: the lab's
+        in-cluster Git server is `git://git-server.gitops-lab:9418/…` for the agent (a pod)
+        and `git://127.0.0.1:<NodePort>/…` for a compare run on the host."""
         self.root = Path(root)
+        self.fetch_urls = dict(fetch_urls or {})
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._remote_refs: dict[str, str] = {}  # url -> `ls-remote` output at the last fetch
@@ -195,13 +214,32 @@ class RepoCache:
         Raises SourceError naming the URL and git's reason (unreachable, auth, no such repo).
         """
         url = _check_url(url)
+        source = self._source(url)
         deadline = time.monotonic() + timeout
         with self._locked(url, deadline):
             mirror = self.mirror_path(url)
             if (mirror / "HEAD").is_file():
+                if source != url:  # the NodePort may have moved with a new cluster
+                    _git(mirror, "remote", "set-url", "origin", source)
                 self._update(url, mirror, deadline, timeout)
             else:
-                self._clone(url, mirror, deadline, timeout)
+                self._clone(url, mirror, deadline, timeout, source)
+
+    def _source(self, url: str) -> str:
+        """Where to fetch URL from here (see `fetch_urls`). A cluster-internal name that no
+        mapping covers is refused outside a pod: looking it up would ask the machine's DNS."""
+        for prefix, target in self.fetch_urls.items():
+            if url.startswith(prefix):
+                return target + url[len(prefix):]
+        host = _host(url)
+        if host and _cluster_internal(host) and not os.environ.get("KUBERNETES_SERVICE_HOST"):
+            raise SourceError(
+                f"cannot fetch {_redact(url)}: {host} is a name inside the cluster, which "
+                "this machine cannot resolve; hint: run this in the lab (its kind cluster maps "
+                "the Git server to 127.0.0.1), or use the repository's address on this machine",
+                url=url,
+            )
+        return url
 
     def _remaining(self, url: str, deadline: float, timeout: float) -> float:
         left = deadline - time.monotonic()
@@ -211,7 +249,8 @@ class RepoCache:
             )
         return left
 
-    def _clone(self, url: str, mirror: Path, deadline: float, timeout: float) -> None:
+    def _clone(self, url: str, mirror: Path, deadline: float, timeout: float,
+               source: str | None = None) -> None:
         if mirror.exists():  # a broken leftover: start over
             shutil.rmtree(mirror, ignore_errors=True)
         tmp = self.root / f".{mirror.name}.{uuid.uuid4().hex[:8]}.tmp"
@@ -222,7 +261,7 @@ class RepoCache:
                 "--bare",
                 "--quiet",
                 "--",
-                url,
+                source or url,
                 str(tmp),
                 timeout=self._remaining(url, deadline, timeout),
             )

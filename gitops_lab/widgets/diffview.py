@@ -151,5 +151,8 @@ class DiffView(w.VBox):  # type: ignore[misc]
         compare_only = dict(app)
         compare_only["spec"] = {**(app.get("spec") or {}), "syncPolicy": None}
         compare_only.pop("operation", None)
-        repos = RepoCache(Path(cache_dir) if cache_dir else _cache_root() / "repos-widgets")
+        from gitops_lab.install.incluster import host_git_urls
+
+        repos = RepoCache(Path(cache_dir) if cache_dir else _cache_root() / "repos-widgets",
+                          fetch_urls=host_git_urls())
         return cls(Reconciler(kube, repos).reconcile(compare_only))
