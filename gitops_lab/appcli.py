@@ -72,9 +72,14 @@ def _agent_run(args: argparse.Namespace) -> int:
             # local mode: act as the agent's ServiceAccount so RBAC is exercised for real
             kube = admin.with_token(agent_token(admin, args.namespace), "gitops-lab-agent")
     options = AgentOptions(namespace=args.namespace, poll_interval=args.poll_interval,
-                           alert_webhook=args.alert_webhook, http_address=args.http_address)
+                           alert_webhook=args.alert_webhook, http_address=args.http_address,
+                           leader_elect=args.leader_elect, lease_name=args.lease_name,
+                           lease_duration=args.lease_duration)
     agent = Agent(kube, options)
-    print(f"agent watching namespace {args.namespace}; Ctrl-C to stop", file=sys.stderr)
+    election = (f"; leader election on Lease {args.namespace}/{args.lease_name} as "
+                f"{agent.identity}" if args.leader_elect else "; no leader election")
+    print(f"agent watching namespace {args.namespace}{election}; Ctrl-C to stop",
+          file=sys.stderr)
     agent.run_forever()
     print("agent stopped", file=sys.stderr)
     return 0
@@ -271,6 +276,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--in-cluster", action="store_true", help="use the pod's ServiceAccount")
     p.add_argument("--as-admin", action="store_true",
                    help="use the kubeconfig's identity instead of the agent's ServiceAccount")
+    p.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
+                   help="reconcile only while holding the Lease, so two agents never both "
+                        "write (default on)")
+    p.add_argument("--lease-name", default="gitops-lab-agent",
+                   help="Lease in --namespace used for leader election (default gitops-lab-agent)")
+    p.add_argument("--lease-duration", type=float, default=15.0,
+                   help="seconds a standby waits for a silent leader before taking over "
+                        "(default 15; the leader renews every 2 s)")
     p.set_defaults(func=_guard(_agent_run))
 
     app = sub.add_parser("app", help="Argo CD's `argocd app` verbs")

@@ -5,10 +5,11 @@ Below engine/ and agent/. Credentials come from the official client's kubeconfig
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,8 @@ class Kube:
         self._discovery: dict[tuple[str, str], ResourceInfo] = {}
         self._discovery_lock = threading.Lock()
         self._discovered_at = 0.0
+        self._fence: Callable[[], bool] | None = None
+        self._fence_reason = ""
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -122,6 +125,14 @@ class Kube:
         configuration.api_key = {"authorization": f"Bearer {token}"}
         return Kube(configuration, user=user)
 
+    def fenced(self, allowed: Callable[[], bool], reason: str) -> Kube:
+        """The same connection (pool, discovery) whose writes — every method but GET — fail
+        with KubeError(reason "Fenced") while `allowed()` is False. Reads always pass.
+        The agent writes through one of these, open only while it holds the leader Lease."""
+        clone = copy.copy(self)
+        clone._fence, clone._fence_reason = allowed, reason
+        return clone
+
     # ---- raw requests --------------------------------------------------------------------
     def _headers(self, content_type: str | None) -> dict[str, str]:
         headers = {"Accept": "application/json", "User-Agent": "gitops-lab"}
@@ -141,30 +152,35 @@ class Kube:
         body: Any = None,
         content_type: str = "application/json",
         timeout: float = 30.0,
+        retries: int = RETRIES,
     ) -> Obj:
+        """One request; transient failures are retried `retries` times. `timeout` bounds
+        the read (and the connect, up to 5 s) of each attempt."""
+        if self._fence is not None and method != "GET" and not self._fence():
+            raise KubeError(0, "Fenced", f"{method} {path}: {self._fence_reason}")
         url = self.host + path
         if query:
             url += "?" + urlencode({k: v for k, v in query.items() if v is not None})
         data = None if body is None else json.dumps(body).encode()
         delay = 0.05
-        for attempt in range(RETRIES + 1):
+        for attempt in range(retries + 1):
             try:
                 resp = self._pool.request(
                     method,
                     url,
                     body=data,
                     headers=self._headers(content_type if data is not None else None),
-                    timeout=urllib3.Timeout(connect=5.0, read=timeout),
+                    timeout=urllib3.Timeout(connect=min(5.0, timeout), read=timeout),
                     preload_content=True,
                 )
             except urllib3.exceptions.HTTPError as exc:
-                if attempt < RETRIES:
+                if attempt < retries:
                     time.sleep(delay)
                     delay *= 2
                     continue
                 raise KubeError(0, "Unreachable", f"{method} {path}: {exc}") from exc
             # 429 (priority and fairness) and 503 (e.g. a CRD's storage initialising) pass
-            if resp.status in (429, 503) and attempt < RETRIES:
+            if resp.status in (429, 503) and attempt < retries:
                 time.sleep(delay)
                 delay *= 2
                 continue

@@ -1,6 +1,11 @@
 """The GitOps agent: watches Applications and the objects they manage, polls Git, reconciles.
 Top of the agent/ package: runs engine/sync.py in worker threads and writes status, events,
 alerts and metrics. Runs in the foreground (`gitops-lab agent run`) or in a notebook thread.
+
+With leader election (the default) the agent first campaigns for a Lease (agent/leader.py):
+its HTTP server is up at once, but watches, workers and the Git poller run only while it is
+the leader (a "term"). A standby waits; a leader that loses the Lease stops its term at once
+and becomes a standby again. Every write goes through a Kube fenced on leadership.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from gitops_lab.agent.events import Alerter, Recorder
+from gitops_lab.agent.leader import LeaderElector, LeaseConfig
 from gitops_lab.agent.livecache import KindWatch, LiveCache
-from gitops_lab.agent.server import AgentServer, Metrics
+from gitops_lab.agent.server import AgentServer, Metrics, NotLeader
 from gitops_lab.agent.status import build_status, now, status_changed
 from gitops_lab.api.types import (
     GROUP,
@@ -52,6 +58,11 @@ class AgentOptions:
     http_address: str = "127.0.0.1:0"
     cache_dir: Path = field(default_factory=lambda: cache_root() / "repos")
     kubectl: str | None = None
+    # leader election: only the holder of Lease <namespace>/<lease_name> reconciles
+    leader_elect: bool = True
+    lease_name: str = "gitops-lab-agent"
+    lease_duration: float = 15.0  # seconds; renew deadline 2/3 of it, retry min(2 s, 1/5)
+    identity: str = ""  # holderIdentity; default $POD_NAME or hostname_pid
 
 
 class WorkQueue:
@@ -113,18 +124,31 @@ class WorkQueue:
 
 
 class Agent:
-    """Keeps every Application in `options.namespace` equal to Git. Thread-safe start/stop."""
+    """Keeps every Application in `options.namespace` equal to Git. Thread-safe start/stop.
+
+    With `options.leader_elect` (the default, in-process too) only the holder of the Lease
+    reconciles: start two agents on one namespace and exactly one of them writes."""
 
     def __init__(self, kube: Kube, options: AgentOptions | None = None) -> None:
-        self.kube = kube
         self.options = options or AgentOptions()
+        self.elector: LeaderElector | None = None
+        if self.options.leader_elect:
+            self.elector = LeaderElector(
+                kube, LeaseConfig(self.options.lease_name, self.options.namespace,
+                                  self.options.identity, self.options.lease_duration),
+                on_started=self._start_term, on_stopped=self._stop_term)
+        # every write of this agent (apply, prune, status, Events) passes this fence
+        self.kube = kube.fenced(self._may_write, "this agent is not the leader (it does not "
+                                "hold the Lease): it writes nothing")
         self.repos = RepoCache(self.options.cache_dir)
-        self.live = LiveCache(kube, self._on_live_change)
-        self.reconciler = Reconciler(kube, self.repos, self.live, kubectl=self.options.kubectl)
-        self.recorder = Recorder(kube)
+        self.recorder = Recorder(self.kube)
         self.alerter = Alerter(self.options.alert_webhook)
         self.metrics = Metrics()
+        # the leader's machinery, made anew for every term (see _start_term)
         self.queue = WorkQueue()
+        self.live = LiveCache(self.kube, self._on_live_change)
+        self.reconciler = Reconciler(self.kube, self.repos, self.live,
+                                     kubectl=self.options.kubectl)
         self.apps: dict[AppKey, dict[str, Any]] = {}
         self.results: dict[AppKey, ReconcileResult] = {}
         self.statuses: dict[AppKey, dict[str, Any]] = {}
@@ -133,40 +157,87 @@ class Agent:
         self._heads: dict[AppKey, str] = {}
         self._handled_ops: dict[AppKey, int] = {}  # app -> generation whose operation is done
         self._lock = threading.RLock()
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # the agent's: set once, by stop() or a signal
+        self._term_lock = threading.Lock()
+        self._term_stop = threading.Event()  # the current term's: set = no term running
+        self._term_stop.set()
+        self._stop_timeout = 10.0
         self._threads: list[threading.Thread] = []
-        self._app_watch = KindWatch(kube, APP_INFO, self._on_app_change, self._stop,
+        self._app_watch = KindWatch(self.kube, APP_INFO, self._on_app_change, self._term_stop,
                                     namespace=self.options.namespace)
         self.server: AgentServer | None = None
         self.started_at = 0.0
+        self.terms = 0  # how many times this agent started reconciling (became leader)
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def start(self) -> Agent:
-        if self._threads:
+        """HTTP server at once; the reconcile machinery now (no election) or once leader."""
+        if self.server is not None:
             return self
         self.started_at = time.time()
         self.server = AgentServer(self.options.http_address, self.metrics, self.healthy,
-                                  self.webhook)
+                                  self.webhook, ready=self.ready)
         self.server.start()
-        self._app_watch.start()
-        self._spawn(self._poll_git, "git-poller")
-        for i in range(self.options.workers):
-            self._spawn(self._worker, f"worker-{i}")
-        log.info("agent started: namespace=%s http=%s", self.options.namespace, self.server.url)
+        if self.elector is not None:
+            log.info("agent started: namespace=%s http=%s; campaigning for Lease %s/%s as %s",
+                     self.options.namespace, self.server.url, self.options.namespace,
+                     self.options.lease_name, self.elector.identity)
+            self.elector.start()
+        else:
+            log.info("agent started: namespace=%s http=%s (no leader election)",
+                     self.options.namespace, self.server.url)
+            self._start_term()
         return self
 
-    def _spawn(self, target: Any, name: str) -> None:
-        thread = threading.Thread(target=target, name=name, daemon=True)
+    def _start_term(self) -> None:
+        """Start reconciling: fresh watches, queue, caches, Git poller and workers."""
+        with self._term_lock:
+            if not self._term_stop.is_set() or self._stop.is_set():
+                return
+            stop = self._term_stop = threading.Event()
+            self.terms += 1
+            self.queue = WorkQueue()
+            self.live = LiveCache(self.kube, self._on_live_change)
+            self.reconciler = Reconciler(self.kube, self.repos, self.live,
+                                         kubectl=self.options.kubectl)
+            self._app_watch = KindWatch(self.kube, APP_INFO, self._on_app_change, stop,
+                                        namespace=self.options.namespace)
+            self._app_watch.start()
+            self._spawn(self._poll_git, "git-poller", stop)
+            for i in range(self.options.workers):
+                self._spawn(self._worker, f"worker-{i}", stop, self.queue)
+            self.metrics.leader.set(1)
+
+    def _stop_term(self) -> None:
+        """Stop reconciling: no new work; the reconciles in flight end (their writes are fenced
+        already when the Lease was lost); forget what this term knew."""
+        with self._term_lock:
+            if self._term_stop.is_set():
+                return
+            self._term_stop.set()
+            self.queue.close()
+            self.live.stop()
+            threads, self._threads = self._threads, []
+        for thread in threads:
+            thread.join(self._stop_timeout)
+        self.metrics.leader.set(0)
+        with self._lock:  # a later term lists everything again
+            for state in (self.apps, self.results, self.statuses, self._owners, self._seen,
+                          self._heads, self._handled_ops):
+                state.clear()
+
+    def _spawn(self, target: Any, name: str, *args: Any) -> None:
+        thread = threading.Thread(target=target, name=name, args=args, daemon=True)
         thread.start()
         self._threads.append(thread)
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop reconciling, then (leader) release the Lease so a standby takes over at once."""
+        self._stop_timeout = timeout
         self._stop.set()
-        self.queue.close()
-        self.live.stop()
-        for thread in self._threads:
-            thread.join(timeout)
-        self._threads.clear()
+        if self.elector is not None:
+            self.elector.stop(timeout + 5)
+        self._stop_term()
         if self.server is not None:
             self.server.stop()
             self.server = None
@@ -185,10 +256,40 @@ class Agent:
         self.stop()
 
     def healthy(self) -> bool:
-        return self._app_watch.synced.is_set() and not self._stop.is_set()
+        """/healthz: the process is alive and not stopping (leader and standby alike)."""
+        return not self._stop.is_set()
+
+    @property
+    def is_leader(self) -> bool:
+        """True while this agent reconciles: it holds the Lease (or elects no leader)."""
+        if self._term_stop.is_set() or self._stop.is_set():
+            return False
+        return self.elector is None or self.elector.is_leader
+
+    @property
+    def leader(self) -> str:
+        """The Lease's holder as last seen ("" = none yet, or no election)."""
+        return self.elector.leader if self.elector is not None else ""
+
+    @property
+    def identity(self) -> str:
+        return self.elector.identity if self.elector is not None else ""
+
+    def _may_write(self) -> bool:
+        return self.elector is None or self.elector.is_leader
+
+    def ready(self) -> bool:
+        """/readyz: the leader, with its Applications listed (where /webhook should go)."""
+        return self.is_leader and self._app_watch.synced.is_set()
 
     def wait_ready(self, timeout: float = 30.0) -> bool:
-        return self._app_watch.synced.wait(timeout)
+        """Wait until this agent leads and has listed its Applications."""
+        deadline = time.monotonic() + timeout
+        while not self.ready():
+            if time.monotonic() > deadline or self._stop.is_set():
+                return False
+            time.sleep(0.02)
+        return True
 
     @property
     def url(self) -> str:
@@ -226,10 +327,10 @@ class Agent:
         for app_key in owners:
             self.queue.add(app_key)
 
-    def _poll_git(self) -> None:
+    def _poll_git(self, stop: threading.Event) -> None:
         """Fetch each repo once per interval; queue the apps whose target moved."""
         last_resync = time.monotonic()
-        while not self._stop.wait(self.options.poll_interval):
+        while not stop.wait(self.options.poll_interval):
             with self._lock:
                 apps = dict(self.apps)
             by_repo: dict[str, list[tuple[AppKey, AppSpec]]] = {}
@@ -262,7 +363,11 @@ class Agent:
                     self.queue.add(app_key)
 
     def webhook(self, payload: dict[str, Any]) -> int:
-        """A Git push notification: refresh the apps on that repo (all apps if none named)."""
+        """A Git push notification: refresh the apps on that repo (all apps if none named).
+        A standby raises NotLeader (HTTP 503): only the leader acts on it."""
+        if not self.is_leader:
+            raise NotLeader(f"this agent ({self.identity}) is a standby; the leader is "
+                            f"{self.leader or 'not elected yet'}")
         repo = payload.get("repository") or {}
         urls = {str(repo.get(k)) for k in ("url", "clone_url", "git_url") if repo.get(k)}
         count = 0
@@ -279,26 +384,30 @@ class Agent:
         self.queue.add((namespace, name), fetch=True)
 
     # ---- the work --------------------------------------------------------------------------
-    def _worker(self) -> None:
-        while not self._stop.is_set():
-            item = self.queue.get()
+    def _worker(self, stop: threading.Event, queue: WorkQueue) -> None:
+        while not stop.is_set():
+            item = queue.get()
             if item is None:
                 continue
             app_key, fetch = item
             try:
                 self._process(app_key, fetch)
             except KubeError as exc:
+                if exc.reason == "Fenced" and stop.is_set():
+                    log.info("reconcile %s/%s stopped: %s", *app_key, exc.message)
+                    queue.done(app_key)
+                    continue
                 log.warning("reconcile %s/%s: %s (retrying)", *app_key, exc.message)
                 self.metrics.reconciles.labels(f"{app_key[0]}/{app_key[1]}", "error").inc()
-                self.queue.done(app_key)
-                self.queue.add(app_key, fetch=fetch, delay=1.0)
+                queue.done(app_key)
+                queue.add(app_key, fetch=fetch, delay=1.0)
                 continue
             except Exception:
                 log.exception("reconcile %s/%s crashed", *app_key)
-                self.queue.done(app_key)
-                self.queue.add(app_key, fetch=fetch, delay=2.0)
+                queue.done(app_key)
+                queue.add(app_key, fetch=fetch, delay=2.0)
                 continue
-            self.queue.done(app_key)
+            queue.done(app_key)
 
     def _process(self, app_key: AppKey, fetch: bool) -> None:
         with self._lock:

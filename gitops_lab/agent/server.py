@@ -1,5 +1,8 @@
-"""The agent's HTTP endpoint: /healthz, Prometheus /metrics, and a Git /webhook.
+"""The agent's HTTP endpoint: /healthz, /readyz, Prometheus /metrics, and a Git /webhook.
 Started by agent/controller.py on loopback (local mode) or :8080 in the cluster.
+
+/healthz is 200 while the process is alive (leader or standby); /readyz is 200 only on the
+leader, so a Service in front of two replicas routes /webhook to the one that reconciles.
 """
 
 from __future__ import annotations
@@ -12,7 +15,11 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["AgentServer", "Metrics"]
+__all__ = ["AgentServer", "Metrics", "NotLeader"]
+
+
+class NotLeader(Exception):
+    """Raised by a webhook handler on a standby agent: answered 503 with the message."""
 
 
 class Metrics:
@@ -36,6 +43,9 @@ class Metrics:
         self.health_status = Gauge(
             "gitopslab_app_health_status", "1 for the app's current health", ["app", "status"],
             registry=self.registry)
+        self.leader = Gauge(
+            "gitops_lab_agent_leader", "1 while this agent is the leader and reconciles, else 0",
+            registry=self.registry)
 
     def set_state(self, app: str, sync: str, health: str) -> None:
         for s in ("Synced", "OutOfSync", "Unknown"):
@@ -49,9 +59,11 @@ class Metrics:
 
 class AgentServer:
     def __init__(self, address: str, metrics: Metrics, healthy: Callable[[], bool],
-                 on_webhook: Callable[[dict[str, Any]], int]) -> None:
+                 on_webhook: Callable[[dict[str, Any]], int],
+                 ready: Callable[[], bool] | None = None) -> None:
         host, _, port = address.rpartition(":")
         metrics_ref, healthy_ref, webhook_ref = metrics, healthy, on_webhook
+        ready_ref = ready or healthy
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, format: str, *args: Any) -> None:
@@ -67,7 +79,10 @@ class AgentServer:
             def do_GET(self) -> None:
                 if self.path == "/healthz":
                     ok = healthy_ref()
-                    self._send(200 if ok else 503, b"ok\n" if ok else b"not ready\n")
+                    self._send(200 if ok else 503, b"ok\n" if ok else b"stopping\n")
+                elif self.path == "/readyz":
+                    ok = ready_ref()
+                    self._send(200 if ok else 503, b"ok\n" if ok else b"not the leader\n")
                 elif self.path == "/metrics":
                     self._send(200, metrics_ref.render(), "text/plain; version=0.0.4")
                 else:
@@ -83,7 +98,11 @@ class AgentServer:
                 except ValueError:
                     self._send(400, b"body must be JSON\n")
                     return
-                count = webhook_ref(payload if isinstance(payload, dict) else {})
+                try:
+                    count = webhook_ref(payload if isinstance(payload, dict) else {})
+                except NotLeader as exc:
+                    self._send(503, json.dumps({"error": str(exc)}).encode(), "application/json")
+                    return
                 self._send(200, json.dumps({"refreshed": count}).encode(), "application/json")
 
         self.httpd = ThreadingHTTPServer((host or "127.0.0.1", int(port or 0)), Handler)
