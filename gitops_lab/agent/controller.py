@@ -218,8 +218,9 @@ class Agent:
             self.queue.close()
             self.live.stop()
             threads, self._threads = self._threads, []
+        deadline = time.monotonic() + self._stop_timeout
         for thread in threads:
-            thread.join(self._stop_timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
         self.metrics.leader.set(0)
         with self._lock:  # a later term lists everything again
             for state in (self.apps, self.results, self.statuses, self._owners, self._seen,

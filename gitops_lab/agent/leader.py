@@ -114,15 +114,20 @@ class LeaderElector:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                if self._leading:
-                    self._renew_once()
-                    self._stop.wait(self.config.retry_period)
-                else:
-                    if self._try_acquire_or_renew():
+                wait = self.config.retry_period
+                try:
+                    if self._leading:
+                        self._renew_once()
+                    elif self._try_acquire_or_renew():
                         self._start_leading()
-                        self._stop.wait(self.config.retry_period)
-                    else:
-                        self._stop.wait(self.config.retry_period * (1 + 0.2 * random.random()))
+                    else:  # candidates spread out a little, as client-go's jitter does
+                        wait *= 1 + 0.2 * random.random()
+                except Exception:  # a bug must not end the campaign (nor leave a leader on)
+                    log.exception("leader election step failed")
+                    if self._leading and \
+                            time.monotonic() - self._renewed_at >= self.config.renew_deadline:
+                        self._stop_leading("renewal kept failing")
+                self._stop.wait(wait)
         finally:
             if self._leading:
                 self._stop_leading("")
@@ -202,10 +207,10 @@ class LeaderElector:
             try:
                 return self._won(self._request("PUT", lease))
             except KubeError as exc:
-                if not exc.conflict:
+                if not (exc.conflict or exc.not_found):
                     log.warning("renewing the Lease failed: %s", exc.message)
                     return False
-                # somebody else wrote the Lease: read it and decide below
+                # somebody else wrote (or deleted) the Lease: read it and decide below
         try:
             lease = self._request("GET")
         except KubeError as exc:

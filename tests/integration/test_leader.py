@@ -320,3 +320,20 @@ def test_a_leader_that_loses_its_lease_stops_writing_at_once_and_stands_by(
     finally:
         agent.stop()
         apps.delete(name)
+
+
+def test_a_deleted_lease_is_recreated_by_its_leader_which_keeps_leading(
+        admin: Kube, lab_namespace: str, tmp_path: Path) -> None:
+    ns = lab_namespace
+    agent = Agent(admin, AgentOptions(namespace=ns, lease_duration=3, identity="keeper",
+                                      cache_dir=tmp_path / "repos")).start()
+    try:
+        assert agent.wait_ready(15)
+        admin.request("DELETE", LEASE_INFO.path(ns, "gitops-lab-agent"))
+        spec = _until(lambda: (admin.get_or_none("coordination.k8s.io/v1", "Lease",
+                                                 "gitops-lab-agent", ns) or {}).get("spec"),
+                      5, "the Lease is re-created")
+        assert spec["holderIdentity"] == "keeper"
+        assert agent.is_leader and agent.terms == 1, "leadership was interrupted"
+    finally:
+        agent.stop()
