@@ -35,16 +35,20 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class CountingKube(Kube):
-    """A real API connection that also notes every write the API server accepted (Lease
-    renewals aside): "a standby never writes" is then a list that must stay empty."""
+    """A real API connection that also notes every write the API server accepted, Lease
+    requests apart: "a standby never writes" is then a list that must stay empty."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.writes: list[str] = []
+        self.lease_calls: list[str] = []
 
     def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        if "/leases" in path:
+            self.lease_calls.append(method)
+            return super().request(method, path, **kwargs)
         result = super().request(method, path, **kwargs)
-        if method != "GET" and "/leases" not in path:
+        if method != "GET":
             self.writes.append(f"{method} {path}")
         return result
 
@@ -149,11 +153,17 @@ def test_two_agents_elect_exactly_one_leader_and_the_standby_never_writes(
         while time.monotonic() - started < 10:  # > 3 lease durations
             assert not standby.is_leader, "the standby took the Lease of a live leader"
             time.sleep(0.1)
+        window = time.monotonic() - started
 
         assert standby.terms == 0 and leader.terms == 1
         kube_of = {id(agents[n]): kubes[n] for n in agents}
         assert kube_of[id(standby)].writes == [], "a standby wrote"
         lead_writes = kube_of[id(leader)].writes
+        # a renewal is one PUT every retry period (0.6 s for a 3 s Lease); no GET after the first
+        calls = kube_of[id(leader)].lease_calls
+        assert calls.count("GET") <= 1, calls
+        assert window / 1.5 <= calls.count("PUT") <= window / 0.6 + 2, (window, calls)
+        print(f"leader's Lease requests in {window:.1f} s: {len(calls)} ({calls.count('PUT')} PUT)")
         assert any(w.endswith(f"/applications/{name}/status") for w in lead_writes), lead_writes
         label = f'app="{ns}/{name}"'
         assert f"gitopslab_reconcile_total{{{label},result=\"ok\"}}" in \
@@ -337,3 +347,27 @@ def test_a_deleted_lease_is_recreated_by_its_leader_which_keeps_leading(
         assert agent.is_leader and agent.terms == 1, "leadership was interrupted"
     finally:
         agent.stop()
+
+
+def test_no_leader_elect_reconciles_at_once_and_touches_no_lease(
+        lab_cluster: Any, admin: Kube, lab_namespace: str, tmp_path: Path) -> None:
+    ns, port = lab_namespace, _free_port()
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+           "PYTHONPATH": os.environ.get("PYTHONPATH", str(REPO_ROOT))}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gitops_lab.agent", "--kubeconfig", str(lab_cluster.kubeconfig),
+         "--namespace", ns, "--as-admin", "--http-address", f"127.0.0.1:{port}",
+         "--no-leader-elect"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=env)
+    try:
+        _until(lambda: _http(f"http://127.0.0.1:{port}/readyz")[0] == 200
+               or proc.poll() is not None, 20, "/readyz without election")
+        assert proc.poll() is None
+        assert "gitops_lab_agent_leader 1.0" in _http(f"http://127.0.0.1:{port}/metrics")[1]
+        assert admin.get_or_none("coordination.k8s.io/v1", "Lease", "gitops-lab-agent",
+                                 ns) is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=15)[0].decode()
+    assert proc.returncode == 0, out
+    assert "no leader election" in out, out
