@@ -215,13 +215,13 @@ class Agent:
             if self._term_stop.is_set():
                 return
             self._term_stop.set()
+            self.metrics.leader.set(0)
             self.queue.close()
             self.live.stop()
             threads, self._threads = self._threads, []
         deadline = time.monotonic() + self._stop_timeout
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        self.metrics.leader.set(0)
         with self._lock:  # a later term lists everything again
             for state in (self.apps, self.results, self.statuses, self._owners, self._seen,
                           self._heads, self._handled_ops):

@@ -27,7 +27,7 @@ from agent_helpers import st
 from gitops_lab.agent import Agent, AgentOptions
 from gitops_lab.agent.leader import LEASE_INFO
 from gitops_lab.apps import Apps, application
-from gitops_lab.kube import Kube
+from gitops_lab.kube import Kube, KubeError
 from gitops_lab.source import GitServer, WorkingCopy
 
 pytestmark = pytest.mark.cluster
@@ -41,15 +41,18 @@ class CountingKube(Kube):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.writes: list[str] = []
+        self.write_times: list[float] = []  # monotonic, when each (accepted) write was sent
         self.lease_calls: list[str] = []
 
     def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         if "/leases" in path:
             self.lease_calls.append(method)
             return super().request(method, path, **kwargs)
+        sent = time.monotonic()
         result = super().request(method, path, **kwargs)
         if method != "GET":
             self.writes.append(f"{method} {path}")
+            self.write_times.append(sent)
         return result
 
 
@@ -94,6 +97,21 @@ def _lease(admin: Kube, ns: str) -> dict[str, Any]:
 
 def _stamp() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _rewrite_lease(admin: Kube, ns: str, **spec: Any) -> dict[str, Any]:
+    """Write the Lease as another party would (read, change, PUT; again on a conflict with a
+    renewal in between); returns the Lease as written."""
+    for _ in range(20):
+        lease = _lease(admin, ns)
+        stamp = _stamp()
+        lease["spec"] = {**lease["spec"], "acquireTime": stamp, "renewTime": stamp, **spec}
+        try:
+            return admin.request("PUT", LEASE_INFO.path(ns, "gitops-lab-agent"), body=lease)
+        except KubeError as exc:
+            if not exc.conflict:
+                raise
+    raise AssertionError("the Lease kept changing under the test's writes")
 
 
 @pytest.fixture
@@ -249,6 +267,9 @@ def test_sigterm_on_the_leader_process_hands_over_to_the_standby_in_seconds(
                     proc.kill()
                     proc.wait()
         apps.delete(name)
+        for pod, (_, _, log) in procs.items():  # shown by pytest when the test fails
+            print(f"---- {pod} log (tail) ----\n" + "\n".join(
+                log.read_text(errors="replace").splitlines()[-25:]))
 
 
 def test_a_lease_left_by_a_dead_holder_is_taken_when_it_expires(
@@ -300,17 +321,14 @@ def test_a_leader_that_loses_its_lease_stops_writing_at_once_and_stands_by(
                         what="Synced")
         first = st(app, "sync", "revision")
         # someone else takes the Lease (as a new leader would after a network partition)
-        lease = _lease(admin, ns)
-        stamp = _stamp()
-        lease["spec"] = {"holderIdentity": "usurper", "leaseDurationSeconds": 3600,
-                         "acquireTime": stamp, "renewTime": stamp,
-                         "leaseTransitions": lease["spec"]["leaseTransitions"] + 1}
-        lease = admin.request("PUT", LEASE_INFO.path(ns, "gitops-lab-agent"), body=lease)
+        lease = _rewrite_lease(admin, ns, holderIdentity="usurper", leaseDurationSeconds=3600,
+                               leaseTransitions=_lease(admin, ns)["spec"]["leaseTransitions"] + 1)
         t0 = time.monotonic()
         _until(lambda: not agent.is_leader, 5, "the agent notices it lost the Lease")
         print(f"lost leadership noticed after {time.monotonic() - t0:.2f} s")
         assert _http(f"{agent.url}/readyz")[0] == 503
-        assert "gitops_lab_agent_leader 0.0" in _http(f"{agent.url}/metrics")[1]
+        _until(lambda: "gitops_lab_agent_leader 0.0" in _http(f"{agent.url}/metrics")[1], 2,
+               "the leader gauge drops to 0")
         writes = list(kube.writes)
         sha = _push(wc, "while-standing-by")
         time.sleep(3)  # 6 Git polls
@@ -318,8 +336,7 @@ def test_a_leader_that_loses_its_lease_stops_writing_at_once_and_stands_by(
         assert kube.writes == writes, f"written after losing the Lease: {kube.writes[len(writes):]}"
         assert agent.leader == "usurper"
         # the usurper goes away cleanly: the agent leads again and catches up
-        lease["spec"] = {**lease["spec"], "holderIdentity": "", "leaseDurationSeconds": 1}
-        admin.request("PUT", LEASE_INFO.path(ns, "gitops-lab-agent"), body=lease)
+        lease = _rewrite_lease(admin, ns, holderIdentity="", leaseDurationSeconds=1)
         assert agent.wait_ready(5), "did not lead again after the Lease was released"
         apps.wait(name, lambda a: st(a, "sync", "revision") == sha
                   and st(a, "sync", "status") == "Synced", timeout=20,
@@ -371,3 +388,41 @@ def test_no_leader_elect_reconciles_at_once_and_touches_no_lease(
         out = proc.communicate(timeout=15)[0].decode()
     assert proc.returncode == 0, out
     assert "no leader election" in out, out
+
+
+def test_a_leader_that_loses_the_lease_mid_sync_stops_applying_at_once(
+        lab_cluster: Any, admin: Kube, git_server: GitServer, lab_namespace: str,
+        tmp_path: Path) -> None:
+    ns, name, size = lab_namespace, f"mid-{uuid.uuid4().hex[:6]}", 400
+    git_server.create_repo(name, _cms(size))
+    kube = CountingKube.from_kubeconfig(lab_cluster.kubeconfig)
+    agent = Agent(kube, AgentOptions(namespace=ns, lease_duration=2, identity="holder",
+                                     cache_dir=tmp_path / "repos")).start()
+    apps = Apps(admin, ns)
+
+    def cms() -> int:
+        return len([c for c in admin.list("v1", "ConfigMap", ns).get("items", [])
+                    if c["metadata"]["name"].startswith("cm-")])
+
+    try:
+        assert agent.wait_ready(15)
+        apps.apply(application(name, git_server.url(name), "app", namespace=ns,
+                               dest_namespace=ns))
+        _until(lambda: cms() >= 5, 30, "the sync starts applying")
+        _rewrite_lease(admin, ns, holderIdentity="usurper", leaseDurationSeconds=3600)
+        assert agent.elector is not None
+        _until(lambda: not agent.elector.is_leader, 5, "the loss is noticed")  # type: ignore[union-attr]
+        lost = time.monotonic()
+        applied = cms()
+        time.sleep(3)
+        # requests already on the wire may still land; none may be *sent* after the loss
+        late = [round(t - lost, 2) for t in kube.write_times if t > lost]
+        assert not late, f"writes sent this long after the Lease was lost: {late}"
+        assert cms() <= applied + 8, "objects kept being applied after the Lease was lost"
+        print(f"lost the Lease with {applied} of {size} ConfigMaps applied; "
+              f"{cms()} after 3 s")
+        assert applied < size, "the sync finished before the Lease was taken: use more objects"
+        assert st(apps.get(name), "sync", "status") != "Synced"
+    finally:
+        agent.stop()
+        apps.delete(name)
