@@ -394,8 +394,8 @@ class Agent:
             try:
                 self._process(app_key, fetch)
             except KubeError as exc:
-                if exc.reason == "Fenced" and stop.is_set():
-                    log.info("reconcile %s/%s stopped: %s", *app_key, exc.message)
+                if exc.reason == "Fenced":  # the Lease was lost: this term is ending
+                    log.info("reconcile %s/%s dropped: %s", *app_key, exc.message)
                     queue.done(app_key)
                     continue
                 log.warning("reconcile %s/%s: %s (retrying)", *app_key, exc.message)
@@ -438,6 +438,9 @@ class Agent:
         result = self.reconciler.reconcile(app, fetch=fetch, sync=request, previous=prev,
                                            on_sync_start=on_sync_start)
         elapsed = time.perf_counter() - t0
+        if not self._may_write():  # no status, Events or alerts from an ex-leader
+            raise KubeError(0, "Fenced", "the Lease was lost during this reconcile; its "
+                            "result is dropped (the new leader reconciles again)")
         status = build_status(prev, result, started_at=started, operation=operation)
         self._index(app_key, result)
         self._emit(app, prev, result)
