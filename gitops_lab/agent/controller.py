@@ -176,7 +176,7 @@ class Agent:
             return self
         self.started_at = time.time()
         self.server = AgentServer(self.options.http_address, self.metrics, self.healthy,
-                                  self.webhook, ready=self.ready)
+                                  self.webhook, ready=self.readiness)
         self.server.start()
         if self.elector is not None:
             log.info("agent started: namespace=%s http=%s; campaigning for Lease %s/%s as %s",
@@ -281,7 +281,23 @@ class Agent:
 
     def ready(self) -> bool:
         """/readyz: the leader, with its Applications listed (where /webhook should go)."""
-        return self.is_leader and self._app_watch.synced.is_set()
+        return self.readiness()[0]
+
+    def readiness(self) -> tuple[bool, str]:
+        """(ready, why not): /readyz's answer."""
+        if self._stop.is_set():
+            return False, "stopping"
+        if not self.is_leader:
+            if self.elector is None:
+                return False, "not started"
+            if self.elector.problem:
+                return False, f"not the leader: {self.elector.problem}"
+            return False, f"standby: the leader is {self.leader or 'not elected yet'}"
+        if not self._app_watch.synced.is_set():
+            error = self._app_watch.error
+            return False, (f"leader, but the Applications in {self.options.namespace} are not "
+                           "listed yet" + (f": {error}" if error else ""))
+        return True, ""
 
     def wait_ready(self, timeout: float = 30.0) -> bool:
         """Wait until this agent leads and has listed its Applications."""

@@ -89,6 +89,7 @@ class LeaderElector:
         self._observed: Obj | None = None  # the Lease spec as last seen
         self._observed_at = 0.0  # monotonic time it was first seen with that content
         self.leader = ""  # holderIdentity as last seen ("" = nobody)
+        self.problem = ""  # why the last request about the Lease failed ("" = it did not)
         self.transitions = 0
         self._thread = threading.Thread(target=self._run, name="leader-elector", daemon=True)
 
@@ -191,7 +192,12 @@ class LeaderElector:
         self.leader = holder
         self.transitions = int(spec.get("leaseTransitions") or 0)
 
+    def _failed(self, what: str, exc: KubeError) -> None:
+        self.problem = f"{what} {self.config.namespace}/{self.config.name} failed: {exc.message}"
+        log.warning("%s", self.problem)
+
     def _won(self, lease: Obj) -> bool:
+        self.problem = ""
         self._lease = lease
         self._observe(lease.get("spec") or {})
         self._renewed_at = time.monotonic()
@@ -208,14 +214,14 @@ class LeaderElector:
                 return self._won(self._request("PUT", lease))
             except KubeError as exc:
                 if not (exc.conflict or exc.not_found):
-                    log.warning("renewing the Lease failed: %s", exc.message)
+                    self._failed("renewing the Lease", exc)
                     return False
                 # somebody else wrote (or deleted) the Lease: read it and decide below
         try:
             lease = self._request("GET")
         except KubeError as exc:
             if not exc.not_found:
-                log.warning("reading the Lease failed: %s", exc.message)
+                self._failed("reading the Lease", exc)
                 return False
             body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                     "metadata": {"name": self.config.name, "namespace": self.config.namespace,
@@ -226,8 +232,9 @@ class LeaderElector:
                     self.config.namespace)))
             except KubeError as exc2:
                 if not exc2.conflict:
-                    log.warning("creating the Lease failed: %s", exc2.message)
+                    self._failed("creating the Lease", exc2)
                 return False  # 409 AlreadyExists: another candidate created it first
+        self.problem = ""
         spec = lease.get("spec") or {}
         self._observe(spec)
         holder = self.leader
@@ -244,7 +251,7 @@ class LeaderElector:
             won = self._won(self._request("PUT", {**lease, "spec": record}))
         except KubeError as exc:
             if not exc.conflict:
-                log.warning("taking the Lease failed: %s", exc.message)
+                self._failed("taking the Lease", exc)
             return False  # 409 Conflict: we lost the race for it
         if holder and holder != self.identity:
             log.info("took over the Lease from %s (its record was unchanged for %.0f s)",

@@ -60,10 +60,10 @@ class Metrics:
 class AgentServer:
     def __init__(self, address: str, metrics: Metrics, healthy: Callable[[], bool],
                  on_webhook: Callable[[dict[str, Any]], int],
-                 ready: Callable[[], bool] | None = None) -> None:
+                 ready: Callable[[], tuple[bool, str]] | None = None) -> None:
         host, _, port = address.rpartition(":")
         metrics_ref, healthy_ref, webhook_ref = metrics, healthy, on_webhook
-        ready_ref = ready or healthy
+        ready_ref = ready or (lambda: (healthy(), "stopping"))
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, format: str, *args: Any) -> None:
@@ -81,8 +81,8 @@ class AgentServer:
                     ok = healthy_ref()
                     self._send(200 if ok else 503, b"ok\n" if ok else b"stopping\n")
                 elif self.path == "/readyz":
-                    ok = ready_ref()
-                    self._send(200 if ok else 503, b"ok\n" if ok else b"not the leader\n")
+                    ok, why = ready_ref()
+                    self._send(200 if ok else 503, b"ok\n" if ok else f"{why}\n".encode())
                 elif self.path == "/metrics":
                     self._send(200, metrics_ref.render(), "text/plain; version=0.0.4")
                 else:

@@ -426,3 +426,20 @@ def test_a_leader_that_loses_the_lease_mid_sync_stops_applying_at_once(
     finally:
         agent.stop()
         apps.delete(name)
+
+
+def test_readyz_says_why_an_agent_cannot_lead(admin: Kube, tmp_path: Path) -> None:
+    missing = f"no-such-ns-{uuid.uuid4().hex[:6]}"
+    agent = Agent(admin, AgentOptions(namespace=missing, lease_duration=3,
+                                      cache_dir=tmp_path / "repos")).start()
+    try:
+        _until(lambda: "creating the Lease" in _http(f"{agent.url}/readyz")[1], 5,
+               "/readyz names the failure")
+        code, body = _http(f"{agent.url}/readyz")
+        assert code == 503
+        assert f"not the leader: creating the Lease {missing}/gitops-lab-agent failed" in body
+        assert "not found" in body, body
+        assert _http(f"{agent.url}/healthz")[0] == 200  # alive: a probe must not restart it
+        assert not agent.wait_ready(1)
+    finally:
+        agent.stop()
