@@ -94,9 +94,14 @@ def _agent_run(args: argparse.Namespace) -> int:
                 raise InstallError(source.error)
             kube = admin.with_token_source(source, "gitops-lab-agent")
     options = AgentOptions(namespace=args.namespace, poll_interval=args.poll_interval,
-                           alert_webhook=args.alert_webhook, http_address=args.http_address)
+                           alert_webhook=args.alert_webhook, http_address=args.http_address,
+                           leader_elect=args.leader_elect, lease_name=args.lease_name,
+                           lease_duration=args.lease_duration)
     agent = Agent(kube, options)
-    print(f"agent watching namespace {args.namespace}; Ctrl-C to stop", file=sys.stderr)
+    election = (f"; leader election on Lease {args.namespace}/{args.lease_name} as "
+                f"{agent.identity}" if args.leader_elect else "; no leader election")
+    print(f"agent watching namespace {args.namespace}{election}; Ctrl-C to stop",
+          file=sys.stderr)
     agent.run_forever()
     print("agent stopped", file=sys.stderr)
     return 0
@@ -309,6 +314,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--allow-remote-bases", action="store_true",
                    help="let kustomizations load remote bases (URLs, github.com/…); off by "
                         "default: rendering then fetches from the network")
+    p.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
+                   help="reconcile only while holding the Lease, so two agents never both "
+                        "write (default on)")
+    p.add_argument("--lease-name", default="gitops-lab-agent",
+                   help="Lease in --namespace used for leader election (default gitops-lab-agent)")
+    p.add_argument("--lease-duration", type=float, default=15.0,
+                   help="seconds a standby waits for a silent leader before taking over "
+                        "(default 15; the leader renews every 2 s)")
     p.set_defaults(func=_guard(_agent_run))
 
     app = sub.add_parser("app", help="Argo CD's `argocd app` verbs")
