@@ -17,7 +17,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from agent_helpers import st
@@ -56,7 +56,7 @@ def _post(url: str, body: dict[str, Any]) -> tuple[int, str]:
 
 def _metrics(agent: Agent) -> str:
     with urllib.request.urlopen(f"{agent.url}/metrics", timeout=5) as resp:
-        return resp.read().decode()
+        return str(resp.read().decode())
 
 
 @pytest.fixture
@@ -164,7 +164,8 @@ def test_only_the_leader_runs_the_image_updater_and_a_new_term_restarts_it(
         registry: str, tmp_path: Path) -> None:
     ns = lab_namespace
     setup = Setup(admin, git_server, registry, ns)
-    kubes = {n: CountingKube.from_kubeconfig(lab_cluster.kubeconfig) for n in ("a", "b")}
+    kubes = {n: cast(CountingKube, CountingKube.from_kubeconfig(lab_cluster.kubeconfig))
+             for n in ("a", "b")}
     agents = {n: _agent(kubes[n], ns, f"agent-{n}", tmp_path) for n in ("a", "b")}
     for agent in agents.values():
         agent.start()
@@ -232,7 +233,7 @@ def test_a_scan_in_flight_when_the_lease_is_lost_pushes_nothing(
         registry: str, tmp_path: Path) -> None:
     ns = lab_namespace
     setup = Setup(admin, git_server, registry, ns)
-    kube = CountingKube.from_kubeconfig(lab_cluster.kubeconfig)
+    kube = cast(CountingKube, CountingKube.from_kubeconfig(lab_cluster.kubeconfig))
     agent = _agent(kube, ns, "holder", tmp_path).start()
     lost: list[float] = []
     released = threading.Event()
