@@ -304,7 +304,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="seconds between Git polls (default 1; Argo CD polls every 180)")
     p.add_argument("--alert-webhook", help="POST alerts (JSON) to this URL")
     p.add_argument("--http-address", default="127.0.0.1:8080",
-                   help="/healthz, /metrics, /webhook (default 127.0.0.1:8080)")
+                   help="/healthz, /readyz, /metrics, /webhook, /registry-webhook "
+                        "(default 127.0.0.1:8080)")
     p.add_argument("--in-cluster", action="store_true", help="use the pod's ServiceAccount")
     p.add_argument("--as-admin", action="store_true",
                    help="use the kubeconfig's identity instead of the agent's ServiceAccount")
