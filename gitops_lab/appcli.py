@@ -100,9 +100,14 @@ def _agent_run(args: argparse.Namespace) -> int:
                 raise InstallError(source.error)
             kube = admin.with_token_source(source, "gitops-lab-agent")
     options = AgentOptions(namespace=args.namespace, poll_interval=args.poll_interval,
-                           alert_webhook=args.alert_webhook, http_address=args.http_address)
+                           alert_webhook=args.alert_webhook, http_address=args.http_address,
+                           leader_elect=args.leader_elect, lease_name=args.lease_name,
+                           lease_duration=args.lease_duration)
     agent = Agent(kube, options)
-    print(f"agent watching namespace {args.namespace}; Ctrl-C to stop", file=sys.stderr)
+    election = (f"; leader election on Lease {args.namespace}/{args.lease_name} as "
+                f"{agent.identity}" if args.leader_elect else "; no leader election")
+    print(f"agent watching namespace {args.namespace}{election}; Ctrl-C to stop",
+          file=sys.stderr)
     agent.run_forever()
     print("agent stopped", file=sys.stderr)
     return 0
@@ -310,7 +315,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="seconds between Git polls (default 1; Argo CD polls every 180)")
     p.add_argument("--alert-webhook", help="POST alerts (JSON) to this URL")
     p.add_argument("--http-address", default="127.0.0.1:8080",
-                   help="/healthz, /metrics, /webhook (default 127.0.0.1:8080)")
+                   help="/healthz, /readyz, /metrics, /webhook, /registry-webhook "
+                        "(default 127.0.0.1:8080)")
     p.add_argument("--in-cluster", action="store_true", help="use the pod's ServiceAccount")
     p.add_argument("--as-admin", action="store_true",
                    help="use the kubeconfig's identity instead of the agent's ServiceAccount")
@@ -320,6 +326,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--allow-remote-bases", action="store_true",
                    help="let kustomizations load remote bases (URLs, github.com/…); off by "
                         "default: rendering then fetches from the network")
+    p.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
+                   help="reconcile only while holding the Lease, so two agents never both "
+                        "write (default on)")
+    p.add_argument("--lease-name", default="gitops-lab-agent",
+                   help="Lease in --namespace used for leader election (default gitops-lab-agent)")
+    p.add_argument("--lease-duration", type=float, default=15.0,
+                   help="seconds a standby waits for a silent leader before taking over "
+                        "(default 15; the leader renews every 2 s)")
     p.set_defaults(func=_guard(_agent_run))
 
     app = sub.add_parser("app", help="Argo CD's `argocd app` verbs")

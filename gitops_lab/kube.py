@@ -5,6 +5,7 @@ Below engine/ and agent/. Credentials come from the official client's kubeconfig
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 import time
@@ -110,6 +111,14 @@ class TokenSource:
             return self._token != token
 
 
+@dataclass
+class _Outcome:
+    """How the API server last answered a connection (and its fenced copies)."""
+
+    problem: str
+    last_ok: float
+
+
 @dataclass(frozen=True)
 class ResourceInfo:
     """What discovery says about one kind: where its REST path is and whether it is namespaced."""
@@ -157,9 +166,27 @@ class Kube:
         self._discovered_at = 0.0
         self.token_source: TokenSource | None = None
         # Whether the API server accepts us: "" = fine, else why not (401, unreachable).
-        # Set by every request's outcome; the agent's /healthz reports it.
-        self.problem = ""
-        self.last_ok = time.monotonic()
+        # Set by every request's outcome; the agent's /healthz reports it. Shared with the
+        # fenced() copies of this connection, so their requests count too.
+        self._outcome = _Outcome(problem="", last_ok=time.monotonic())
+        self._fence: Callable[[], bool] | None = None
+        self._fence_reason = ""
+
+    @property
+    def problem(self) -> str:
+        return self._outcome.problem
+
+    @problem.setter
+    def problem(self, value: str) -> None:
+        self._outcome.problem = value
+
+    @property
+    def last_ok(self) -> float:
+        return self._outcome.last_ok
+
+    @last_ok.setter
+    def last_ok(self, value: float) -> None:
+        self._outcome.last_ok = value
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -195,6 +222,16 @@ class Kube:
         if not source.token():
             kube.problem = source.error
         return kube
+
+    def fenced(self, allowed: Callable[[], bool], reason: str) -> Kube:
+        """The same connection (pool, discovery) whose writes — every method but GET — fail
+        with KubeError(reason "Fenced") while `allowed()` is False. Reads always pass.
+        The agent writes through one of these, open only while it holds the leader Lease.
+        A shallow copy: the token source and the API health (`problem`, `last_ok`) are
+        shared with this connection."""
+        clone = copy.copy(self)
+        clone._fence, clone._fence_reason = allowed, reason
+        return clone
 
     # ---- raw requests --------------------------------------------------------------------
     def _headers(self, content_type: str | None) -> dict[str, str]:
@@ -239,6 +276,10 @@ class Kube:
         timeout: float = 30.0,
         retries: int = RETRIES,
     ) -> Obj:
+        """One request; transient failures are retried `retries` times. `timeout` bounds
+        the read (and the connect, up to 5 s) of each attempt."""
+        if self._fence is not None and method != "GET" and not self._fence():
+            raise KubeError(0, "Fenced", f"{method} {path}: {self._fence_reason}")
         url = self.host + path
         if query:
             url += "?" + urlencode({k: v for k, v in query.items() if v is not None})
@@ -253,7 +294,7 @@ class Kube:
                     url,
                     body=data,
                     headers=headers,
-                    timeout=urllib3.Timeout(connect=5.0, read=timeout),
+                    timeout=urllib3.Timeout(connect=min(5.0, timeout), read=timeout),
                     preload_content=True,
                 )
             except urllib3.exceptions.HTTPError as exc:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -106,6 +107,21 @@ def _pid_alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def _http_status(url: str, timeout: float = 2.0) -> tuple[int, str]:
+    """(HTTP status, first line of the body) of a GET; (0, why) when nothing answered."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return int(resp.status), resp.read(4096).decode(errors="replace").strip()
+    except urllib.error.HTTPError as exc:
+        try:
+            body = exc.read(4096).decode(errors="replace").strip()
+        finally:
+            exc.close()
+        return int(exc.code), body.splitlines()[0] if body else str(exc.reason)
+    except OSError as exc:
+        return 0, str(exc)
 
 
 def _stop_agent_process(agent_file: Path) -> None:
@@ -274,21 +290,46 @@ class Lab:
         return self.state_dir / "agent.json"
 
     def agent_info(self) -> Obj | None:
+        """The running agent (url, pid, log), or None. The host agent counts only once it is
+        ready (/readyz: it leads and has listed its Applications), so whoever then waits for a
+        sync waits for an agent that reconciles, not for a standby; the in-cluster one once its
+        /healthz answers."""
         if self.agent_mode == "in-cluster":
             return self._pod_agent_info()
+        info = self._local_agent()
+        if info is None or _http_status(f"{info['url']}/readyz")[0] != 200:
+            return None
+        return info
+
+    def _local_agent(self) -> Obj | None:
+        """The host agent process this lab started, if it still runs (ready or not)."""
         try:
             info = json.loads(self._agent_file.read_text())
         except (OSError, ValueError):
             return None
         if not _pid_alive(int(info.get("pid", 0))) or info.get("kubeconfig") != str(self.kubeconfig):
             return None
-        try:
-            with urllib.request.urlopen(f"{info['url']}/healthz", timeout=2) as resp:
-                if resp.status != 200:
-                    return None
-        except OSError:
-            return None
         return dict(info)
+
+    def _wait_local_agent(self, info: Obj, timeout: float, proc: Any = None) -> Obj:
+        """Wait until the host agent `info` is ready (/readyz 200); LabError with its last
+        answer (e.g. `standby: the leader is …`) and its log otherwise."""
+        deadline = time.monotonic() + timeout
+        why = "no answer yet"
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise LabError(f"the agent exited (code {proc.returncode}); its log: "
+                               f"{info['log']}\n" + self.agent_log(15))
+            if self._local_agent() is None:
+                raise LabError(f"the agent (pid {info['pid']}) exited; its log: {info['log']}\n"
+                               + self.agent_log(15))
+            code, why = _http_status(f"{info['url']}/readyz")
+            if code == 200:
+                return info
+            time.sleep(0.2)
+        raise LabError(f"the agent did not become ready (/readyz) in {timeout:.0f} s: {why}; "
+                       f"log: {info['log']}; hint: only the holder of the Lease "
+                       "gitops-lab/gitops-lab-agent reconciles — is another agent running?")
 
     @property
     def agent_url(self) -> str:
@@ -319,6 +360,12 @@ class Lab:
         info = self.agent_info()
         if info is not None:
             return info
+        if self.agent_mode != "in-cluster":
+            running = self._local_agent()
+            if running is not None and _http_status(f"{running['url']}/healthz")[0] == 200:
+                # up, but not leading yet (e.g. waiting for the Lease of an agent killed
+                # without releasing it): wait for it rather than start a second one
+                return self._wait_local_agent(running, timeout)
         if self.agent_mode == "in-cluster":
             self.kubectl("-n", "gitops-lab", "scale", "deployment/gitops-lab-agent", "--replicas=1")
             wait_rollout(self.kube, "gitops-lab-agent", timeout=max(timeout, 60))
@@ -349,16 +396,9 @@ class Lab:
         info = {"pid": proc.pid, "url": f"http://127.0.0.1:{port}", "log": str(log),
                 "kubeconfig": str(self.kubeconfig)}
         self._agent_file.write_text(json.dumps(info))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise LabError(f"the agent exited (code {proc.returncode}); its log: {log}\n"
-                               + self.agent_log(15))
-            if self.agent_info() is not None:
-                self._repoint_registry(str(info["url"]))
-                return info
-            time.sleep(0.2)
-        raise LabError(f"the agent did not answer /healthz in {timeout:.0f} s; log: {log}")
+        self._wait_local_agent(info, timeout, proc)
+        self._repoint_registry(str(info["url"]))
+        return info
 
     # ---- the image pipeline: registry, CI, ImagePolicy -------------------------------------------
     @property

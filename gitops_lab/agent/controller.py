@@ -1,6 +1,11 @@
 """The GitOps agent: watches Applications and the objects they manage, polls Git, reconciles.
 Top of the agent/ package: runs engine/sync.py in worker threads and writes status, events,
 alerts and metrics. Runs in the foreground (`gitops-lab agent run`) or in a notebook thread.
+
+With leader election (the default) the agent first campaigns for a Lease (agent/leader.py):
+its HTTP server is up at once, but watches, workers and the Git poller run only while it is
+the leader (a "term"). A standby waits; a leader that loses the Lease stops its term at once
+and becomes a standby again. Every write goes through a Kube fenced on leadership.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from typing import Any
 
 from gitops_lab.agent.events import Alerter, Recorder
 from gitops_lab.agent.fetcher import GitFetcher
+from gitops_lab.agent.leader import LeaderElector, LeaseConfig
 from gitops_lab.agent.livecache import KindWatch, LiveCache
-from gitops_lab.agent.server import AgentServer, Metrics
+from gitops_lab.agent.server import AgentServer, Metrics, NotLeader
 from gitops_lab.agent.status import build_status, now, status_changed
 from gitops_lab.api.types import (
     GROUP,
@@ -66,6 +72,11 @@ class AgentOptions:
     http_address: str = "127.0.0.1:0"
     cache_dir: Path = field(default_factory=lambda: cache_root() / "repos")
     kubectl: str | None = None
+    # leader election: only the holder of Lease <namespace>/<lease_name> reconciles
+    leader_elect: bool = True
+    lease_name: str = "gitops-lab-agent"
+    lease_duration: float = 15.0  # seconds; renew deadline 2/3 of it, retry min(2 s, 1/5)
+    identity: str = ""  # holderIdentity; default $POD_NAME or hostname_pid
 
 
 class WorkQueue:
@@ -134,22 +145,35 @@ class WorkQueue:
 
 
 class Agent:
-    """Keeps every Application in `options.namespace` equal to Git. Thread-safe start/stop."""
+    """Keeps every Application in `options.namespace` equal to Git. Thread-safe start/stop.
+
+    With `options.leader_elect` (the default, in-process too) only the holder of the Lease
+    reconciles: start two agents on one namespace and exactly one of them writes."""
 
     def __init__(self, kube: Kube, options: AgentOptions | None = None) -> None:
-        self.kube = kube
         self.options = options or AgentOptions()
+        self.elector: LeaderElector | None = None
+        if self.options.leader_elect:
+            self.elector = LeaderElector(
+                kube, LeaseConfig(self.options.lease_name, self.options.namespace,
+                                  self.options.identity, self.options.lease_duration),
+                on_started=self._start_term, on_stopped=self._stop_term)
+        # every write of this agent (apply, prune, status, Events) passes this fence
+        self.kube = kube.fenced(self._may_write, "this agent is not the leader (it does not "
+                                "hold the Lease): it writes nothing")
         self.repos = RepoCache(self.options.cache_dir)
-        self.live = LiveCache(kube, self._on_live_change)
-        self.reconciler = Reconciler(kube, self.repos, self.live, kubectl=self.options.kubectl)
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # the agent's: set once, by stop() or a signal
+        # Git fetches run on one thread per repository for the agent's whole life (they
+        # write only to the local mirrors); each term's Reconciler asks them for fetches
         self.fetcher = GitFetcher(self._fetch_repo, self._after_fetch, self._stop)
-        self.reconciler.background_fetch = self.fetcher.request
         self._fetch_failing: dict[str, bool] = {}
-        self.recorder = Recorder(kube)
+        self.recorder = Recorder(self.kube)
         self.alerter = Alerter(self.options.alert_webhook)
         self.metrics = Metrics()
+        # the leader's machinery, made anew for every term (see _start_term)
         self.queue = WorkQueue()
+        self.live = LiveCache(self.kube, self._on_live_change)
+        self.reconciler = self._new_reconciler()
         self.apps: dict[AppKey, dict[str, Any]] = {}
         self.results: dict[AppKey, ReconcileResult] = {}
         self.statuses: dict[AppKey, dict[str, Any]] = {}
@@ -160,52 +184,112 @@ class Agent:
         self._failures: dict[AppKey, tuple[Any, int]] = {}  # app -> (what failed, how often)
         self._alerted: dict[AppKey, set[tuple[str, ...]]] = {}  # de-duplication of alerts
         self._lock = threading.RLock()
+        self._term_lock = threading.Lock()
+        self._term_stop = threading.Event()  # the current term's: set = no term running
+        self._term_stop.set()
+        self._stop_timeout = 10.0
         self._threads: list[threading.Thread] = []
-        self._app_watch = KindWatch(kube, APP_INFO, self._on_app_change, self._stop,
+        self._app_watch = KindWatch(self.kube, APP_INFO, self._on_app_change, self._term_stop,
                                     namespace=self.options.namespace)
         self.server: AgentServer | None = None
         self.started_at = 0.0
+        self.terms = 0  # how many times this agent started reconciling (became leader)
         self._probe_lock = threading.Lock()
         self._probed_at = -1e9
         self._probe_error = ""
-        # the image updater (ImagePolicies) runs in this process, started and stopped with it
+        # the image updater (ImagePolicies) runs in this process, only while it leads: it
+        # pushes Git commits, which the Kube fence cannot stop, so it checks the Lease right
+        # before each push too. Started in _start_term, stopped in _stop_term.
         from gitops_lab.images.controller import ImageUpdater
 
         self.images = ImageUpdater(
-            kube, WorkQueue(), namespace=self.options.namespace,
+            self.kube, WorkQueue, namespace=self.options.namespace,
             cache_dir=self.options.cache_dir / "writeback", registry=self.metrics.registry,
-            alerter=self.alerter, get_app=self._get_app, refresh_app=self.refresh)
+            alerter=self.alerter, get_app=self._get_app, refresh_app=self.refresh,
+            may_push=self._may_write)
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def start(self) -> Agent:
-        if self._threads:
+        """HTTP server at once; the reconcile machinery now (no election) or once leader."""
+        if self.server is not None:
             return self
         self.started_at = time.time()
         self.server = AgentServer(self.options.http_address, self.metrics, self.healthy,
-                                  self.webhook, self.images.notify)
+                                  self.webhook, self.registry_webhook, ready=self.readiness)
         self.server.start()
-        self._app_watch.start()
-        self.images.start()
-        self._spawn(self._poll_git, "git-poller")
-        for i in range(self.options.workers):
-            self._spawn(self._worker, f"worker-{i}")
-        log.info("agent started: namespace=%s http=%s", self.options.namespace, self.server.url)
+        if self.elector is not None:
+            log.info("agent started: namespace=%s http=%s; campaigning for Lease %s/%s as %s",
+                     self.options.namespace, self.server.url, self.options.namespace,
+                     self.options.lease_name, self.elector.identity)
+            self.elector.start()
+        else:
+            log.info("agent started: namespace=%s http=%s (no leader election)",
+                     self.options.namespace, self.server.url)
+            self._start_term()
         return self
 
-    def _spawn(self, target: Any, name: str) -> None:
-        thread = threading.Thread(target=target, name=name, daemon=True)
+    def _start_term(self) -> None:
+        """Start reconciling: fresh watches, queue, caches, Git poller and workers."""
+        with self._term_lock:
+            if not self._term_stop.is_set() or self._stop.is_set():
+                return
+            stop = self._term_stop = threading.Event()
+            self.terms += 1
+            self.queue = WorkQueue()
+            self.live = LiveCache(self.kube, self._on_live_change)
+            self.reconciler = self._new_reconciler(self.reconciler.fetch_errors)
+            self._app_watch = KindWatch(self.kube, APP_INFO, self._on_app_change, stop,
+                                        namespace=self.options.namespace)
+            self._app_watch.start()
+            self._spawn(self._poll_git, "git-poller", stop, self.queue)
+            for i in range(self.options.workers):
+                self._spawn(self._worker, f"worker-{i}", stop, self.queue)
+            self.images.start()
+            self.metrics.leader.set(1)
+
+    def _new_reconciler(self, fetch_errors: dict[str, str] | None = None) -> Reconciler:
+        """A term's Reconciler: fetches go through the agent's per-repo fetcher, and what is
+        known about Git (which repos fail to fetch, and why) carries over from the last term."""
+        reconciler = Reconciler(self.kube, self.repos, self.live, kubectl=self.options.kubectl)
+        reconciler.background_fetch = self.fetcher.request
+        if fetch_errors:
+            reconciler.fetch_errors.update(fetch_errors)
+        return reconciler
+
+    def _stop_term(self) -> None:
+        """Stop reconciling: no new work; the reconciles in flight end (their writes are fenced
+        already when the Lease was lost); forget what this term knew."""
+        with self._term_lock:
+            if self._term_stop.is_set():
+                return
+            self._term_stop.set()
+            self.metrics.leader.set(0)
+            self.queue.close()
+            self.live.stop()
+            threads, self._threads = self._threads, []
+        deadline = time.monotonic() + self._stop_timeout
+        self.images.stop(self._stop_timeout)  # its scans end; a push in flight is refused
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:  # a later term lists everything again
+            for state in (self.apps, self.results, self.statuses, self._owners, self._seen,
+                          self._heads, self._handled_ops, self._failures, self._alerted,
+                          self._fetch_failing):
+                state.clear()
+
+    def _spawn(self, target: Any, name: str, *args: Any) -> None:
+        thread = threading.Thread(target=target, name=name, args=args, daemon=True)
         thread.start()
         self._threads.append(thread)
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop reconciling, then (leader) release the Lease so a standby takes over at once."""
+        self._stop_timeout = timeout
         self._stop.set()
-        self.queue.close()
-        self.images.stop(timeout)
+        if self.elector is not None:
+            self.elector.stop(timeout + 5)
+        self._stop_term()
         self.fetcher.stop()
-        self.live.stop()
-        for thread in self._threads:
-            thread.join(timeout)
-        self._threads.clear()
         if self.server is not None:
             self.server.stop()
             self.server = None
@@ -224,12 +308,13 @@ class Agent:
         self.stop()
 
     def healthy(self) -> tuple[bool, str]:
-        """(ready, why not) for /healthz: listening to its Applications, and the API server
-        accepting its calls. Not ready while calls fail with 401 or cannot connect (after one
-        fresh call, which also re-requests a rejected token): the reason names the cause."""
+        """(healthy, why not) for /healthz, on leader and standby alike: the API server accepts
+        the agent's calls, and — only while it leads — it has listed its Applications. Not
+        healthy while calls fail with 401 or cannot connect (after one fresh call, which also
+        re-requests a rejected token): the reason names the cause."""
         if self._stop.is_set():
             return False, "stopping"
-        if not self._app_watch.synced.is_set():
+        if self.is_leader and not self._app_watch.synced.is_set():
             error = self._app_watch.error
             return False, (f"Applications in {self.options.namespace} not listed yet"
                            + (f": {error}" if error else ""))
@@ -239,7 +324,8 @@ class Agent:
     def _api_problem(self) -> str:
         """Why the API server does not serve the agent ("" = it does). When the last call
         failed, or none succeeded for HEALTH_PROBE_AFTER seconds, one cheap call (at most
-        every HEALTH_PROBE_EVERY seconds, however often /healthz is asked) finds out now."""
+        every HEALTH_PROBE_EVERY seconds, however often /healthz is asked) finds out now.
+        The Lease requests of a standby count: its connection shares this state."""
         now_ = time.monotonic()
         kube = self.kube
         if not kube.problem and now_ - kube.last_ok < HEALTH_PROBE_AFTER:
@@ -260,9 +346,53 @@ class Agent:
             finally:
                 self._probe_lock.release()
         return kube.problem or self._probe_error
+    @property
+    def is_leader(self) -> bool:
+        """True while this agent reconciles: it holds the Lease (or elects no leader)."""
+        if self._term_stop.is_set() or self._stop.is_set():
+            return False
+        return self.elector is None or self.elector.is_leader
+
+    @property
+    def leader(self) -> str:
+        """The Lease's holder as last seen ("" = none yet, or no election)."""
+        return self.elector.leader if self.elector is not None else ""
+
+    @property
+    def identity(self) -> str:
+        return self.elector.identity if self.elector is not None else ""
+
+    def _may_write(self) -> bool:
+        return self.elector is None or self.elector.is_leader
+
+    def ready(self) -> bool:
+        """/readyz: the leader, with its Applications listed (where /webhook should go)."""
+        return self.readiness()[0]
+
+    def readiness(self) -> tuple[bool, str]:
+        """(ready, why not): /readyz's answer."""
+        if self._stop.is_set():
+            return False, "stopping"
+        if not self.is_leader:
+            if self.elector is None:
+                return False, "not started"
+            if self.elector.problem:
+                return False, f"not the leader: {self.elector.problem}"
+            return False, f"standby: the leader is {self.leader or 'not elected yet'}"
+        if not self._app_watch.synced.is_set():
+            error = self._app_watch.error
+            return False, (f"leader, but the Applications in {self.options.namespace} are not "
+                           "listed yet" + (f": {error}" if error else ""))
+        return True, ""
 
     def wait_ready(self, timeout: float = 30.0) -> bool:
-        return self._app_watch.synced.wait(timeout)
+        """Wait until this agent leads and has listed its Applications."""
+        deadline = time.monotonic() + timeout
+        while not self.ready():
+            if time.monotonic() > deadline or self._stop.is_set():
+                return False
+            time.sleep(0.02)
+        return True
 
     @property
     def url(self) -> str:
@@ -303,11 +433,11 @@ class Agent:
         for app_key in owners:
             self.queue.add(app_key)
 
-    def _poll_git(self) -> None:
+    def _poll_git(self, stop: threading.Event, queue: WorkQueue) -> None:
         """Ask for a fetch of each repo once per interval; never waits for one (each repo is
         fetched on its own thread, see agent/fetcher.py, and `_after_fetch` queues apps)."""
         last_resync = time.monotonic()
-        while not self._stop.wait(self.options.poll_interval):
+        while not stop.wait(self.options.poll_interval):
             with self._lock:
                 apps = dict(self.apps)
             urls: set[str] = set()
@@ -320,7 +450,7 @@ class Agent:
             if time.monotonic() - last_resync > self.options.resync_interval:
                 last_resync = time.monotonic()
                 for app_key in apps:
-                    self.queue.add(app_key)
+                    queue.add(app_key)
 
     def _fetch_repo(self, url: str) -> None:
         with contextlib.suppress(SourceError):  # recorded in reconciler.fetch_errors
@@ -357,8 +487,15 @@ class Agent:
                 if last is None or last.revision != head:  # else compared at it already
                     self.queue.add(app_key)
 
+    def _not_leader(self) -> NotLeader:
+        return NotLeader(f"this agent ({self.identity}) is a standby; the leader is "
+                         f"{self.leader or 'not elected yet'}")
+
     def webhook(self, payload: dict[str, Any]) -> int:
-        """A Git push notification: refresh the apps on that repo (all apps if none named)."""
+        """A Git push notification: refresh the apps on that repo (all apps if none named).
+        A standby raises NotLeader (HTTP 503): only the leader acts on it."""
+        if not self.is_leader:
+            raise self._not_leader()
         repo = payload.get("repository") or {}
         urls = {str(repo.get(k)) for k in ("url", "clone_url", "git_url") if repo.get(k)}
         count = 0
@@ -371,6 +508,13 @@ class Agent:
                 count += 1
         return count
 
+    def registry_webhook(self, payload: dict[str, Any]) -> int:
+        """A registry push notification: scan the ImagePolicies of the pushed repositories.
+        A standby raises NotLeader (HTTP 503): only the leader runs the image updater."""
+        if not self.is_leader:
+            raise self._not_leader()
+        return self.images.notify(payload)
+
     def refresh(self, namespace: str, name: str) -> None:
         self.queue.add((namespace, name), fetch=True)
 
@@ -379,15 +523,19 @@ class Agent:
             return self.apps.get((namespace, name))
 
     # ---- the work --------------------------------------------------------------------------
-    def _worker(self) -> None:
-        while not self._stop.is_set():
-            item = self.queue.get()
+    def _worker(self, stop: threading.Event, queue: WorkQueue) -> None:
+        while not stop.is_set():
+            item = queue.get()
             if item is None:
                 continue
             app_key, fetch = item
             try:
                 self._process(app_key, fetch)
             except KubeError as exc:
+                if exc.reason == "Fenced":  # the Lease was lost: this term is ending
+                    log.info("reconcile %s/%s dropped: %s", *app_key, exc.message)
+                    queue.done(app_key)
+                    continue
                 delay = self._retry_later(app_key, ("api", exc.status), fetch)
                 log.warning("reconcile %s/%s: %s (retrying in %.0f s)", *app_key, exc.message,
                             delay)
@@ -395,7 +543,7 @@ class Agent:
             except Exception:
                 delay = self._retry_later(app_key, ("crash",), fetch)
                 log.exception("reconcile %s/%s crashed (retrying in %.0f s)", *app_key, delay)
-            self.queue.done(app_key)
+            queue.done(app_key)
 
     def _retry_later(self, app_key: AppKey, what: tuple[Any, ...], fetch: bool = False) -> float:
         """Queue a failed app again after an exponential backoff (see BACKOFF_BASE)."""
@@ -448,6 +596,9 @@ class Agent:
         result = self.reconciler.reconcile(app, fetch=fetch, sync=request, previous=prev,
                                            on_sync_start=on_sync_start)
         elapsed = time.perf_counter() - t0
+        if not self._may_write():  # no status, Events or alerts from an ex-leader
+            raise KubeError(0, "Fenced", "the Lease was lost during this reconcile; its "
+                            "result is dropped (the new leader reconciles again)")
         status = build_status(prev, result, started_at=started, operation=operation)
         self._index(app_key, result)
         self._emit(app, prev, result)

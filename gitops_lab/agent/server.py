@@ -1,6 +1,10 @@
-"""The agent's HTTP endpoint: /healthz, Prometheus /metrics, a Git /webhook and the registry's
-notifications (/registry-webhook).
+"""The agent's HTTP endpoint: /healthz, /readyz, Prometheus /metrics, a Git /webhook and the
+registry's notifications (/registry-webhook).
 Started by agent/controller.py on loopback (local mode) or :8080 in the cluster.
+
+/healthz is 200 while the process runs and reaches the API server (leader or standby alike);
+/readyz is 200 only on the leader, so a Service in front of two replicas routes /webhook to the
+one that reconciles.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["MAX_BODY", "MAX_CONNECTIONS", "REQUEST_TIMEOUT", "AgentServer", "Metrics"]
+__all__ = ["MAX_BODY", "MAX_CONNECTIONS", "REQUEST_TIMEOUT", "AgentServer", "Metrics",
+           "NotLeader"]
 
 # The largest request body any endpoint reads (a Git push notification is a few KiB).
 MAX_BODY = 1024 * 1024
@@ -54,6 +59,10 @@ class _BoundedServer(ThreadingHTTPServer):
             self._slots.release()
 
 
+class NotLeader(Exception):
+    """Raised by a webhook handler on a standby agent: answered 503 with the message."""
+
+
 class Metrics:
     """The agent's Prometheus metrics, in a registry of its own (several agents per process)."""
 
@@ -75,6 +84,9 @@ class Metrics:
         self.health_status = Gauge(
             "gitopslab_app_health_status", "1 for the app's current health", ["app", "status"],
             registry=self.registry)
+        self.leader = Gauge(
+            "gitops_lab_agent_leader", "1 while this agent is the leader and reconciles, else 0",
+            registry=self.registry)
 
     def set_state(self, app: str, sync: str, health: str) -> None:
         for s in ("Synced", "OutOfSync", "Unknown"):
@@ -94,7 +106,9 @@ def _health(result: bool | tuple[bool, str]) -> tuple[bool, str]:
 
 
 class AgentServer:
-    """/healthz (503 with the reason when unhealthy), /metrics and POST /webhook.
+    """/healthz (503 with the reason when unhealthy), /readyz (503 with the reason when not
+    ready, e.g. a standby: only the leader is ready), /metrics, POST /webhook and POST
+    /registry-webhook (503 from a standby: a handler raising NotLeader).
 
     Every request body is bounded: above MAX_BODY the answer is 413 without reading it; a
     missing, negative or non-numeric Content-Length (or chunked encoding) is refused with
@@ -105,10 +119,12 @@ class AgentServer:
     def __init__(self, address: str, metrics: Metrics, healthy: Health,
                  on_webhook: Callable[[dict[str, Any]], int],
                  on_registry_webhook: Callable[[dict[str, Any]], int] | None = None, *,
-                 max_body: int = MAX_BODY) -> None:
+                 max_body: int = MAX_BODY,
+                 ready: Callable[[], tuple[bool, str]] | None = None) -> None:
         host, _, port = address.rpartition(":")
         metrics_ref, healthy_ref, webhook_ref = metrics, healthy, on_webhook
         registry_ref = on_registry_webhook
+        ready_ref = ready or (lambda: _health(healthy()))
 
         class Handler(BaseHTTPRequestHandler):
             timeout = REQUEST_TIMEOUT  # socket timeout: a slow or stalled client is dropped
@@ -180,6 +196,10 @@ class AgentServer:
                     ok, reason = _health(healthy_ref())
                     text = "ok" if ok else f"not ready: {reason or 'starting'}"
                     self._send(200 if ok else 503, text.encode() + b"\n")
+                elif self.path == "/readyz":
+                    ok, why = ready_ref()
+                    text = "ok" if ok else (why or "not ready")
+                    self._send(200 if ok else 503, text.encode() + b"\n")
                 elif self.path == "/metrics":
                     self._send(200, metrics_ref.render(), "text/plain; version=0.0.4")
                 else:
@@ -200,12 +220,17 @@ class AgentServer:
                     self._send(400, b"body must be JSON\n")
                     return
                 data = payload if isinstance(payload, dict) else {}
-                if path == "/registry-webhook" and registry_ref is not None:
-                    # the Distribution registry's notification envelope: {"events": [...]}
-                    count = registry_ref(data)
-                    self._send(200, json.dumps({"scanned": count}).encode(), "application/json")
+                try:
+                    if path == "/registry-webhook" and registry_ref is not None:
+                        # the Distribution registry's notification envelope: {"events": [...]}
+                        count = registry_ref(data)
+                        self._send(200, json.dumps({"scanned": count}).encode(),
+                                   "application/json")
+                        return
+                    count = webhook_ref(data)
+                except NotLeader as exc:
+                    self._send(503, json.dumps({"error": str(exc)}).encode(), "application/json")
                     return
-                count = webhook_ref(data)
                 self._send(200, json.dumps({"refreshed": count}).encode(), "application/json")
 
             def do_PUT(self) -> None:

@@ -1,6 +1,7 @@
 """The image updater: watches ImagePolicies, scans their registry repository (every interval,
 or at once on a registry notification), picks the latest tag and writes it to Git through the
-markers. Runs inside the agent's process (started and stopped with it); never touches workloads.
+markers. Runs inside the agent's process while it leads (started with each term of leadership,
+stopped when it ends); never touches workloads.
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ from gitops_lab.agent.status import now
 from gitops_lab.api.types import GROUP, VERSION, ResourceKey
 from gitops_lab.images.policy import DEFAULT_INTERVAL, PolicyError, PolicySpec, parse_spec, select
 from gitops_lab.images.registry import RegistryClient, RegistryError
-from gitops_lab.images.writeback import GitWriter, UpdateError, WriteRequest, WriteResult
+from gitops_lab.images.writeback import (
+    GitWriter,
+    PushFenced,
+    UpdateError,
+    WriteRequest,
+    WriteResult,
+)
 from gitops_lab.kube import Kube, KubeError, ResourceInfo
 
 __all__ = ["IMAGEPOLICY_INFO", "ImageMetrics", "ImageUpdater"]
@@ -97,17 +104,23 @@ def _problems(status: Mapping[str, Any]) -> dict[str, str]:
 
 
 class ImageUpdater:
-    """ImagePolicy controller. `start()`/`stop()` with the agent; `notify(payload)` for the
-    registry's notifications; `scan_now(namespace, name)` for tests and the CLI."""
+    """ImagePolicy controller. `start()`/`stop()` with the agent's leadership (restartable:
+    each start lists the policies afresh, with a new queue and watch, and keeps the metrics);
+    `notify(payload)` for the registry's notifications; `scan_now(namespace, name)` for tests
+    and the CLI. With `may_push`, nothing is pushed, written or alerted while it is False."""
 
-    def __init__(self, kube: Kube, queue: Queue, *, namespace: str, cache_dir: Path,
-                 registry: CollectorRegistry, alerter: Alerter,
+    def __init__(self, kube: Kube, new_queue: Callable[[], Queue], *, namespace: str,
+                 cache_dir: Path, registry: CollectorRegistry, alerter: Alerter,
                  get_app: Callable[[str, str], Mapping[str, Any] | None],
-                 refresh_app: Callable[[str, str], None], workers: int = 2) -> None:
+                 refresh_app: Callable[[str, str], None], workers: int = 2,
+                 may_push: Callable[[], bool] | None = None) -> None:
         self.kube = kube
-        self.queue = queue
+        self._new_queue = new_queue
+        self.queue = new_queue()
         self.namespace = namespace
+        self.may_push = may_push
         self.writer = GitWriter(cache_dir)
+        self.writer.may_push = may_push
         self.metrics = ImageMetrics(registry)
         self.alerter = alerter
         self.recorder = Recorder(kube, component="gitops-lab-image-updater")
@@ -120,7 +133,9 @@ class ImageUpdater:
         self._generations: dict[Key, Any] = {}
         self._clients: dict[str, RegistryClient] = {}
         self._lock = threading.RLock()
-        self._stop = threading.Event()
+        self._life = threading.Lock()  # start/stop
+        self._stop = threading.Event()  # the current run's; set = not running
+        self._stop.set()
         self._threads: list[threading.Thread] = []
         self.watch = KindWatch(kube, IMAGEPOLICY_INFO, self._on_change, self._stop,
                                namespace=namespace)
@@ -128,23 +143,48 @@ class ImageUpdater:
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def start(self) -> ImageUpdater:
-        if self._threads:
-            return self
-        self.watch.start()
-        for i in range(self.workers):
-            thread = threading.Thread(target=self._worker, name=f"image-worker-{i}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        """Watch the ImagePolicies and scan them; again after a stop(), from a clean slate."""
+        with self._life:
+            if self._threads:
+                return self
+            stop = self._stop = threading.Event()
+            queue = self.queue = self._new_queue()
+            with self._lock:  # this run lists everything again
+                for state in (self.policies, self.statuses, self._generations,
+                              self._written_at):
+                    state.clear()
+
+            def on_change(key: ResourceKey, obj: Obj | None, kind: str) -> None:
+                if not stop.is_set():  # a late event of an earlier run is not this run's
+                    self._on_change(key, obj, kind)
+
+            self.watch = KindWatch(self.kube, IMAGEPOLICY_INFO, on_change, stop,
+                                   namespace=self.namespace)
+            self.watch.start()
+            for i in range(self.workers):
+                thread = threading.Thread(target=self._worker, args=(stop, queue),
+                                          name=f"image-worker-{i}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self.queue.close()
-        for thread in self._threads:
-            thread.join(timeout)
-        self._threads.clear()
-        for client in self._clients.values():
+        """Stop scanning: no new scan starts, the ones in flight end (a push they would make
+        after leadership is lost is refused by `may_push`); waits `timeout` s for them in all."""
+        with self._life:
+            self._stop.set()
+            self.queue.close()
+            threads, self._threads = self._threads, []
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            clients, self._clients = self._clients, {}
+        for client in clients.values():
             client.close()
+
+    def _leading(self) -> bool:
+        return self.may_push is None or self.may_push()
 
     @property
     def synced(self) -> bool:
@@ -198,25 +238,30 @@ class ImageUpdater:
         return matched
 
     # ---- the work ----------------------------------------------------------------------------
-    def _worker(self) -> None:
-        while not self._stop.is_set():
-            item = self.queue.get()
+    def _worker(self, stop: threading.Event, queue: Queue) -> None:
+        while not stop.is_set():
+            item = queue.get()
             if item is None:
                 continue
             pkey, _ = item
             delay: float | None = None
             try:
                 delay = self._process(pkey)
+            except PushFenced as exc:  # leadership lost mid-scan: this run is ending
+                log.info("image policy %s/%s: %s", *pkey, exc)
             except KubeError as exc:
-                log.warning("image policy %s/%s: %s (retrying)", *pkey, exc.message)
-                delay = 2.0
+                if exc.reason == "Fenced":
+                    log.info("image policy %s/%s dropped: %s", *pkey, exc.message)
+                else:
+                    log.warning("image policy %s/%s: %s (retrying)", *pkey, exc.message)
+                    delay = 2.0
             except Exception:
                 log.exception("image policy %s/%s crashed", *pkey)
                 delay = 5.0
             finally:
-                self.queue.done(pkey)
-            if delay is not None and not self._stop.is_set():
-                self.queue.add(pkey, delay=delay)
+                queue.done(pkey)
+            if delay is not None and not stop.is_set():
+                queue.add(pkey, delay=delay)
 
     def _process(self, pkey: Key) -> float | None:
         with self._lock:
@@ -226,6 +271,9 @@ class ImageUpdater:
         if obj is None:
             return None
         outcome = self.scan(obj, prev, known)
+        if not self._leading():  # no status or Events from an ex-leader
+            raise KubeError(0, "Fenced", "leadership was lost during this scan; its result is "
+                            "dropped (the new leader scans again)")
         status = outcome.status
         for type_, reason, message in outcome.events:
             self.recorder.record(obj, type_, reason, message, kind=IMAGEPOLICY_KIND,
@@ -378,6 +426,8 @@ class ImageUpdater:
 
     def _alert(self, spec: PolicySpec | None, ns: str, name: str, reason: str, message: str,
                revision: str) -> None:
+        if not self._leading():
+            return  # an ex-leader alerts nobody; the new leader scans again
         app = f"{spec.update.app_namespace}/{spec.update.app_name}" \
             if spec is not None and spec.update is not None else f"{ns}/{name}"
         self.alerter.send(app, reason, message, revision, [f"ImagePolicy {ns}/{name}"])

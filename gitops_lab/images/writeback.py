@@ -17,10 +17,16 @@ from gitops_lab.images.setters import Marker, apply_markers, find_markers, new_v
 from gitops_lab.source.errors import SourceError
 from gitops_lab.source.git import _check_url, _git, _redact, _slug
 
-__all__ = ["GitWriter", "UpdateError", "WriteRequest", "WriteResult"]
+__all__ = ["GitWriter", "PushFenced", "UpdateError", "WriteRequest", "WriteResult"]
 
 _GIT_TIMEOUT = 30.0
 _SHA = re.compile(r"^[0-9a-f]{40}$")
+
+
+class PushFenced(Exception):
+    """The writer may not push now (`GitWriter.may_push()` said no: the agent lost its
+    leadership during the scan). Nothing was pushed; the local commit is discarded by the next
+    write, which starts from the remote branch."""
 
 
 class UpdateError(Exception):
@@ -95,6 +101,9 @@ class GitWriter:
         # test seam: called with the attempt number right before each `git push`, e.g. to
         # push a competing commit and make the push race for real
         self.before_push: Callable[[int], None] | None = None
+        # asked right before each `git push` (after `before_push`): False refuses the push
+        # with PushFenced — the agent's image updater pushes only while it holds the Lease
+        self.may_push: Callable[[], bool] | None = None
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
         self._branches: dict[tuple[str, str], str] = {}  # (url, targetRevision) -> branch
@@ -204,6 +213,9 @@ class GitWriter:
         sha = self._run(wd, "rev-parse", "HEAD", what="git rev-parse").strip()
         if self.before_push is not None:
             self.before_push(attempt)
+        if self.may_push is not None and not self.may_push():
+            raise PushFenced(f"not pushing {sha[:7]} to {branch} of {_redact(url)}: this agent "
+                             "is not the leader any more (the new leader scans again)")
         status, out, err = _git(wd, "-c", "core.hooksPath=/dev/null", "push", "--porcelain",
                                 "origin", f"HEAD:refs/heads/{branch}", timeout=_GIT_TIMEOUT)
         if status == 0:

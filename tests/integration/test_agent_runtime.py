@@ -151,7 +151,9 @@ def test_an_agent_killed_mid_sync_converges_without_duplicates(
     apps = Apps(admin, app_ns)
     proc = subprocess.Popen(
         [sys.executable, "-m", "gitops_lab.agent", "--kubeconfig", str(lab_cluster.kubeconfig),
-         "--namespace", app_ns, "--http-address", f"127.0.0.1:{_free_port()}", "--as-admin"],
+         "--namespace", app_ns, "--http-address", f"127.0.0.1:{_free_port()}", "--as-admin",
+         # killed, it cannot release its Lease: the next agent waits for it to expire
+         "--lease-duration", "3"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     try:

@@ -193,3 +193,42 @@ def test_connections_are_bounded(hooks: Webhooks, monkeypatch: pytest.MonkeyPatc
         for sock in stalled:
             sock.close()
         srv.stop()
+
+
+def test_readyz_and_a_standby_answering_both_webhooks_with_503(hooks: Webhooks) -> None:
+    from gitops_lab.agent.server import NotLeader
+
+    ready: list[tuple[bool, str]] = [(False, "standby: the leader is agent-b")]
+
+    def webhook(payload: dict[str, Any]) -> int:
+        if not ready[0][0]:
+            raise NotLeader("this agent (agent-a) is a standby; the leader is agent-b")
+        return hooks(payload)
+
+    srv = AgentServer("127.0.0.1:0", Metrics(), lambda: (True, ""), webhook, webhook,
+                      ready=lambda: ready[0])
+    srv.start()
+    try:
+        # a standby is healthy (a probe must not restart it) but not ready
+        assert raw(srv, "GET /healthz HTTP/1.1\nHost: x\n") == (200, "ok\n")
+        assert raw(srv, "GET /readyz HTTP/1.1\nHost: x\n") == (
+            503, "standby: the leader is agent-b\n")
+        for path in ("/webhook", "/registry-webhook"):
+            status, body = raw(srv, f"POST {path} HTTP/1.1\nHost: x\nContent-Length: 2\n", b"{}")
+            assert status == 503 and "the leader is agent-b" in json.loads(body)["error"], body
+        assert hooks.payloads == []
+        ready[0] = (True, "")
+        assert raw(srv, "GET /readyz HTTP/1.1\nHost: x\n") == (200, "ok\n")
+        status, body = raw(srv, "POST /registry-webhook HTTP/1.1\nHost: x\nContent-Length: 2\n",
+                           b"{}")
+        assert (status, json.loads(body)) == (200, {"scanned": 1})
+    finally:
+        srv.stop()
+
+
+def test_readyz_without_a_readiness_callback_follows_healthz(server: AgentServer,
+                                                             hooks: Webhooks) -> None:
+    hooks.health = (False, "stopping")
+    assert raw(server, "GET /readyz HTTP/1.1\nHost: x\n") == (503, "stopping\n")
+    hooks.health = True
+    assert raw(server, "GET /readyz HTTP/1.1\nHost: x\n") == (200, "ok\n")
