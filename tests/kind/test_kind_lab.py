@@ -231,3 +231,43 @@ def test_ci_pushes_the_operator_commits_the_node_pulls(lab: Lab) -> None:
     images = {s["image"] for p in pods for s in p["status"].get("containerStatuses", [])}
     assert f"{registry}/guestbook:1.1.0" in images, images
     lab.kubectl("-n", "gitops-lab", "delete", "imagepolicy", "guestbook", "--ignore-not-found")
+
+
+def _lease_holder(lab: Lab) -> str:
+    lease = json.loads(lab.kubectl("-n", "gitops-lab", "get", "lease", "gitops-lab-agent",
+                                   "-o", "json"))
+    return str(lease["spec"].get("holderIdentity") or "")
+
+
+def _readyz(lab: Lab, pod: str) -> int:
+    code = ("import urllib.request, urllib.error\n"
+            "try:\n print(urllib.request.urlopen('http://127.0.0.1:8080/readyz').status)\n"
+            "except urllib.error.HTTPError as e:\n print(e.code)\n")
+    return int(lab.kubectl("-n", "gitops-lab", "exec", pod, "--", "python3", "-c", code).strip())
+
+
+def test_two_agent_replicas_elect_one_leader_and_fail_over(lab: Lab) -> None:
+    lab.reset_sample()
+    lab.kubectl("-n", "gitops-lab", "scale", "deployment/gitops-lab-agent", "--replicas=2")
+    try:
+        from gitops_lab.install.incluster import wait_rollout
+
+        wait_rollout(lab.kube, "gitops-lab-agent", timeout=120)
+        pods = lab.agent_info()["pods"]  # type: ignore[index]
+        assert len(pods) == 2, pods
+        _wait("one of the two pods to hold the Lease", lambda: _lease_holder(lab) in pods, 60)
+        leader = _lease_holder(lab)
+        standby = next(p for p in pods if p != leader)
+        assert _readyz(lab, leader) == 200 and _readyz(lab, standby) == 503
+        # the leader goes away (SIGTERM, it releases the Lease): the standby takes over
+        start = time.monotonic()
+        lab.kubectl("-n", "gitops-lab", "delete", "pod", leader, "--wait=false")
+        _wait("the standby to take the Lease", lambda: _lease_holder(lab) == standby, 60)
+        print(f"\nfailover to the standby pod: {time.monotonic() - start:.1f} s")
+        head = lab.commit({"apps/guestbook/extra.yaml":
+                           "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: after-failover}\n"
+                           "data: {x: '3'}\n"}, "A commit after the leader pod went away")
+        lab.wait_for("guestbook", lambda a: (a.get("status") or {}).get("sync", {})
+                     .get("revision") == head, what="the new leader to sync", timeout=60)
+    finally:
+        lab.kubectl("-n", "gitops-lab", "scale", "deployment/gitops-lab-agent", "--replicas=1")
