@@ -9,6 +9,7 @@ import contextlib
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from gitops_lab.apps import AppError, Apps, health_status, revision, sync_status
@@ -23,6 +24,13 @@ Obj = dict[str, Any]
 
 def _kube(args: argparse.Namespace) -> Kube:
     return Kube.from_kubeconfig(resolve_kubeconfig(getattr(args, "kubeconfig", None)))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and a.resolve() == b.resolve()
+    except OSError:
+        return False
 
 
 def _fail(message: str, hint: str) -> int:
@@ -50,15 +58,23 @@ def _agent_install(args: argparse.Namespace) -> int:
     from gitops_lab.install import install
     from gitops_lab.install.incluster import deploy_agent
 
-    kube = _kube(args)
+    kubeconfig = resolve_kubeconfig(getattr(args, "kubeconfig", None))
+    kube = Kube.from_kubeconfig(kubeconfig)
     if args.cluster_name is None:
+        # the lab's kind cluster this kubeconfig belongs to, if it is one
         from gitops_lab.cluster.base import read_current
 
-        args.cluster_name = os.environ.get("GITOPS_LAB_CLUSTER") or \
-            (read_current() or {}).get("name") or "gitops-lab"
+        candidates = [os.environ.get("GITOPS_LAB_CLUSTER"), (read_current() or {}).get("name"),
+                      "gitops-lab"]
+        args.cluster_name = next(
+            (name for name in candidates if name and _same_file(
+                KindCluster(name).kubeconfig(), kubeconfig)), None)
     mode = args.mode
-    if mode is None:  # in-cluster where pods run (a kind cluster of the lab's), else local
-        mode = "in-cluster" if KindCluster(args.cluster_name).kubeconfig().exists() else "local"
+    if mode is None:  # in-cluster where pods run (the lab's kind cluster), else local
+        mode = "in-cluster" if args.cluster_name else "local"
+    if mode == "in-cluster" and not args.cluster_name:
+        raise AppError("--mode in-cluster needs the lab's kind cluster; hint: pass "
+                       "--cluster-name NAME (`gitops-lab cluster up --provider kind`)")
     if mode == "in-cluster":
         print(f"building the agent image and loading it into kind cluster {args.cluster_name!r}",
               file=sys.stderr)
@@ -305,10 +321,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     agent_sub = agent.add_subparsers(dest="agent_command", required=True)
     p = agent_sub.add_parser("install", parents=[common], help="CRD, namespace, RBAC (+ Deployment)")
     p.add_argument("--mode", choices=["local", "in-cluster"], default=None,
-                   help="default: in-cluster on the lab's kind cluster, else local")
+                   help="default: in-cluster when the kubeconfig is the lab's kind cluster's, "
+                        "else local")
     p.add_argument("--cluster-name", default=None,
-                   help="the kind cluster for in-cluster (default: $GITOPS_LAB_CLUSTER, else "
-                        "the lab's current cluster, else gitops-lab)")
+                   help="the kind cluster for in-cluster (default: the lab's kind cluster "
+                        "whose kubeconfig is in use, if any)")
     p.set_defaults(func=_guard(_agent_install))
     p = agent_sub.add_parser("run", parents=[common], help="run the agent in the foreground")
     p.add_argument("--poll-interval", type=float, default=1.0,
