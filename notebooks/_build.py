@@ -1508,6 +1508,8 @@ CH07 = [
         return [c for c in lab.workcopy.repo.iter_commits(f"{before}..HEAD") if c.author.name == UPDATER]
 
 
+    if updater_commits():  # only when this chapter ran before in this lab
+        print("the registry already held 1.1.0 from an earlier run: the updater committed it as soon as the policy appeared")
     start = time.monotonic()
     lab.ci_build("1.1.0")
     lab.wait_until(lambda: len(updater_commits()) >= 1,
@@ -1598,9 +1600,22 @@ CH07 = [
     (oldest version first; faded = outside the policy's range), the one the **policy** chose,
     the one **Git** holds (the marked line) and the one the pods **run**. When all three marks
     sit on the same tag, the pipeline has settled. Press *Reload* after the next push.
+
+    The widget reads Git from *your machine*, at the Application's `repoURL`. On kind that URL
+    is the Git server's name inside the cluster (`git-server.gitops-lab`), which your machine
+    cannot resolve; the same repository answers on 127.0.0.1 through a NodePort
+    (`lab.push_url`, where your commits go). Git's `url.<base>.insteadOf` setting, given to
+    this notebook's process only, makes the one URL reach the other.
     """),
     live("""
+    import os
+
     from gitops_lab.widgets import ImageTimeline
+
+    if lab.repo_url != lab.push_url:  # kind: the agent's URL for Git is not reachable from here
+        os.environ.update({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": f"url.{lab.push_url}.insteadOf",
+                           "GIT_CONFIG_VALUE_0": lab.repo_url})
+        print(f"git here reads {lab.repo_url} from {lab.push_url}")
 
     timeline = ImageTimeline(lab.kube, "guestbook")
     timeline
@@ -1608,6 +1623,7 @@ CH07 = [
     md("**Self-check.** The policy, Git and the pods agree on `1.1.0`; `2.0.0` is there, out of range."),
     check("""
     entries = {e["tag"]: e for e in timeline.entries}
+    assert not timeline.message.value, timeline.message.value  # it could read the registry, Git and the pods
     assert {"1.0.0", "1.1.0", "2.0.0"} <= set(entries), list(entries)
     assert entries["1.1.0"]["latest"] and timeline.in_git == {"1.1.0"} and timeline.running == {"1.1.0"}, (timeline.in_git, timeline.running)
     assert entries["2.0.0"]["in_range"] is False and not entries["2.0.0"]["latest"]
