@@ -1356,40 +1356,36 @@ CH07 = [
 
 
     def box(x, label, sub, colour):
-        return (f'<rect x="{x}" y="40" width="120" height="56" rx="8" fill="{colour}" stroke="#34495e"/>'
-                f'<text x="{x + 60}" y="64" text-anchor="middle" font-size="13" font-weight="bold">{label}</text>'
-                f'<text x="{x + 60}" y="82" text-anchor="middle" font-size="10">{sub}</text>')
+        return (f'<rect x="{x}" y="40" width="130" height="56" rx="8" fill="{colour}" stroke="#34495e"/>'
+                f'<text x="{x + 65}" y="64" text-anchor="middle" font-size="13" font-weight="bold">{label}</text>'
+                f'<text x="{x + 65}" y="82" text-anchor="middle" font-size="10">{sub}</text>')
 
 
-    def arrow(x1, x2, label, y=68):
-        return (f'<line x1="{x1}" y1="{y}" x2="{x2 - 4}" y2="{y}" stroke="#34495e" stroke-width="2" marker-end="url(#head)"/>'
-                f'<text x="{(x1 + x2) / 2}" y="{y - 8}" text-anchor="middle" font-size="10">{label}</text>')
+    def arrow(x1, label):  # from the box at x1 to the next one, 64 px to its right
+        x1 += 130
+        return (f'<line x1="{x1}" y1="68" x2="{x1 + 60}" y2="68" stroke="#34495e" stroke-width="2" marker-end="url(#head)"/>'
+                f'<text x="{x1 + 32}" y="60" text-anchor="middle" font-size="10">{label}</text>')
 
 
+    X = [10 + i * 194 for i in range(6)]  # CI, registry, updater, Git, agent, cluster
     svg = (
-        '<svg xmlns="http://www.w3.org/2000/svg" width="960" height="190" font-family="sans-serif">'
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1130 200" width="100%" style="max-width:1130px" font-family="sans-serif">'
         '<defs><marker id="head" markerWidth="8" markerHeight="8" refX="6" refY="4" orient="auto">'
         '<path d="M0,0 L8,4 L0,8 z" fill="#34495e"/></marker></defs>'
-        '<rect x="322" y="20" width="136" height="96" rx="10" fill="none" stroke="#0b7a55" stroke-dasharray="6 4"/>'
-        '<rect x="642" y="20" width="136" height="96" rx="10" fill="none" stroke="#0b7a55" stroke-dasharray="6 4"/>'
-        '<text x="390" y="132" text-anchor="middle" font-size="11" fill="#0b7a55">the agent process</text>'
-        '<text x="710" y="132" text-anchor="middle" font-size="11" fill="#0b7a55">the agent process</text>'
-        '<text x="550" y="14" text-anchor="middle" font-size="11" fill="#0b7a55">dashed: the agent (its pod on kind), the only holder of credentials that change the cluster</text>'
-        + box(10, "CI", "builds, pushes", "#fdecee")
-        + arrow(130, 170, "push 1.1.0")
-        + box(170, "registry", "guestbook:1.0.0, 1.1.0…", "#eef3f7")
-        + arrow(290, 330, "reads tags")
-        + box(330, "image updater", "ImagePolicy: semver", "#d8f5ea")
-        + arrow(450, 490, "commits tag")
-        + box(490, "Git", "apps/guestbook", "#fff4d6")
-        + arrow(610, 650, "pulls")
-        + box(650, "agent", "Application sync", "#d8f5ea")
-        + arrow(770, 810, "applies")
-        + box(810, "cluster", "Deployment image", "#eef3f7")
-        + '<text x="70" y="125" text-anchor="middle" font-size="11" fill="#a4272f">no Git write access,</text>'
-        + '<text x="70" y="140" text-anchor="middle" font-size="11" fill="#a4272f">no kubeconfig</text>'
-        + '<path d="M870,96 C870,175 230,175 230,99" fill="none" stroke="#8fa4b1" stroke-dasharray="4 3" marker-end="url(#head)"/>'
-        + '<text x="550" y="182" text-anchor="middle" font-size="10" fill="#6b7f8c">the node pulls the image the Deployment names (on kind; on the local provider no container runs)</text>'
+        + "".join(f'<rect x="{x - 8}" y="26" width="146" height="96" rx="10" fill="none" stroke="#0b7a55" stroke-dasharray="6 4"/>'
+                  f'<text x="{x + 65}" y="138" text-anchor="middle" font-size="11" fill="#0b7a55">the agent process</text>'
+                  for x in (X[2], X[4]))
+        + '<text x="565" y="16" text-anchor="middle" font-size="11" fill="#0b7a55">dashed: the agent (its pod on kind), the only holder of credentials that change the cluster</text>'
+        + box(X[0], "CI", "builds, pushes", "#fdecee") + arrow(X[0], "push 1.1.0")
+        + box(X[1], "registry", "guestbook:1.0.0, 1.1.0…", "#eef3f7") + arrow(X[1], "reads tags")
+        + box(X[2], "image updater", "ImagePolicy: semver", "#d8f5ea") + arrow(X[2], "commits tag")
+        + box(X[3], "Git", "apps/guestbook", "#fff4d6") + arrow(X[3], "pulls")
+        + box(X[4], "agent", "Application sync", "#d8f5ea") + arrow(X[4], "applies")
+        + box(X[5], "cluster", "Deployment image", "#eef3f7")
+        + f'<text x="{X[0] + 65}" y="118" text-anchor="middle" font-size="11" fill="#a4272f">no Git write access,</text>'
+        + f'<text x="{X[0] + 65}" y="133" text-anchor="middle" font-size="11" fill="#a4272f">no kubeconfig</text>'
+        + f'<path d="M{X[5] + 65},96 C{X[5] + 65},180 {X[1] + 65},180 {X[1] + 65},99" fill="none" stroke="#8fa4b1" stroke-dasharray="4 3" marker-end="url(#head)"/>'
+        + '<text x="565" y="192" text-anchor="middle" font-size="10" fill="#6b7f8c">the node pulls the image the Deployment names (on kind; on the local provider no container runs)</text>'
         + "</svg>"
     )
     HTML(svg)
