@@ -1605,22 +1605,33 @@ CH07 = [
     sit on the same tag, the pipeline has settled. Press *Reload* after the next push.
 
     The widget reads Git from *your machine*, at the Application's `repoURL`. On kind that URL
-    is the Git server's name inside the cluster (`git-server.gitops-lab`), which your machine
-    cannot resolve; the same repository answers on 127.0.0.1 through a NodePort
-    (`lab.push_url`, where your commits go). Git's `url.<base>.insteadOf` setting, given to
-    this notebook's process only, makes the one URL reach the other.
+    is the Git server's name inside the cluster (`git-server.gitops-lab`), which only pods can
+    resolve; the same repository answers on 127.0.0.1 through a NodePort (`lab.push_url`,
+    where your commits go). So the widget gets a repository cache that fetches `lab.repo_url`
+    from `lab.push_url` (on the local provider the two are the same URL).
     """),
     live("""
-    import os
+    import tempfile
 
+    from gitops_lab.source import RepoCache
     from gitops_lab.widgets import ImageTimeline
 
-    if lab.repo_url != lab.push_url:  # kind: the agent's URL for Git is not reachable from here
-        os.environ.update({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": f"url.{lab.push_url}.insteadOf",
-                           "GIT_CONFIG_VALUE_0": lab.repo_url})
-        print(f"git here reads {lab.repo_url} from {lab.push_url}")
 
-    timeline = ImageTimeline(lab.kube, "guestbook")
+    class HostRepos(RepoCache):  # fetches the Application's repoURL where this machine reaches it
+        def here(self, url: str) -> str:
+            return lab.push_url if url == lab.repo_url else url
+
+        def fetch(self, url, *args, **kwargs):
+            return super().fetch(self.here(url), *args, **kwargs)
+
+        def resolve(self, url, *args, **kwargs):
+            return super().resolve(self.here(url), *args, **kwargs)
+
+        def read_tree(self, url, *args, **kwargs):
+            return super().read_tree(self.here(url), *args, **kwargs)
+
+
+    timeline = ImageTimeline(lab.kube, "guestbook", repos=HostRepos(f"{tempfile.gettempdir()}/gitops-lab-widget-repos"))
     timeline
     """),
     md("**Self-check.** The policy, Git and the pods agree on `1.1.0`; `2.0.0` is there, out of range."),
