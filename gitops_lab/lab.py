@@ -627,10 +627,13 @@ class Lab:
         """Stop the agent and the Git server; with `cluster`, tear the cluster down too."""
         self.stop_agent()
         self.git.stop()
-        registry_for(self.state_dir.name).down()
-        if cluster:
+        registry = registry_for(self.state_dir.name)
+        if cluster:  # the whole lab goes: its registry's images too (the Git repo already goes)
+            registry.purge()
             self.provider.down()
             shutil.rmtree(self.state_dir, ignore_errors=True)
+        else:
+            registry.down()
 
     @contextmanager
     def paused_agent(self) -> Iterator[None]:
@@ -689,7 +692,11 @@ def teardown(name: str | None = None, *, cluster: bool = True) -> None:
     name = name or os.environ.get("GITOPS_LAB_CLUSTER", "gitops-lab")
     state_dir = cache_root() / "lab" / name
     _stop_agent_process(state_dir / "agent.json")
-    registry_for(name).down()
+    registry = registry_for(name)
+    if cluster:
+        registry.purge()
+    else:
+        registry.down()
     git_root = state_dir / "git"
     try:
         record = json.loads((git_root / "daemon.json").read_text())

@@ -1598,34 +1598,14 @@ CH07 = [
     the one **Git** holds (the marked line) and the one the pods **run**. When all three marks
     sit on the same tag, the pipeline has settled. Press *Reload* after the next push.
 
-    The widget reads Git from *your machine*, at the Application's `repoURL`. On kind that URL
-    is the Git server's name inside the cluster (`git-server.gitops-lab`), which only pods can
-    resolve; the same repository answers on 127.0.0.1 through a NodePort (`lab.push_url`,
-    where your commits go). So the widget gets a repository cache that fetches `lab.repo_url`
-    from `lab.push_url` (on the local provider the two are the same URL).
+    The widget reads Git from *your machine*. On kind the Application's `repoURL` is the Git
+    server's name inside the cluster (`git-server.gitops-lab`), which only pods resolve; the
+    widget reads the same repository through 127.0.0.1 (`lab.push_url`, where your commits go).
     """),
     live("""
-    import tempfile
-
-    from gitops_lab.source import RepoCache
     from gitops_lab.widgets import ImageTimeline
 
-
-    class HostRepos(RepoCache):  # fetches the Application's repoURL where this machine reaches it
-        def here(self, url: str) -> str:
-            return lab.push_url if url == lab.repo_url else url
-
-        def fetch(self, url, *args, **kwargs):
-            return super().fetch(self.here(url), *args, **kwargs)
-
-        def resolve(self, url, *args, **kwargs):
-            return super().resolve(self.here(url), *args, **kwargs)
-
-        def read_tree(self, url, *args, **kwargs):
-            return super().read_tree(self.here(url), *args, **kwargs)
-
-
-    timeline = ImageTimeline(lab.kube, "guestbook", repos=HostRepos(f"{tempfile.gettempdir()}/gitops-lab-widget-repos"))
+    timeline = ImageTimeline(lab.kube, "guestbook")
     timeline
     """),
     md("**Self-check.** The policy, Git and the pods agree on `1.1.0`; `2.0.0` is there, out of range."),

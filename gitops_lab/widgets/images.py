@@ -85,7 +85,14 @@ class ImageTimeline(w.VBox):  # type: ignore[misc]
         self.kube = kube
         self.name = name
         self.namespace = namespace
-        self.repos = repos or RepoCache(Path(tempfile.gettempdir()) / "gitops-lab-widget-repos")
+        if repos is None:
+            from gitops_lab.install.incluster import host_git_urls
+
+            # on kind the Application names the Git server inside the cluster: read it through
+            # its NodePort from here
+            repos = RepoCache(Path(tempfile.gettempdir()) / "gitops-lab-widget-repos",
+                              fetch_urls=host_git_urls())
+        self.repos = repos
         self.entries: list[Obj] = []
         self.in_git: set[str] = set()
         self.running: set[str] = set()
@@ -153,10 +160,15 @@ class ImageTimeline(w.VBox):  # type: ignore[misc]
             try:
                 app = self.kube.request("GET", APPS.format(ns=spec.update.app_namespace,
                                                            name=spec.update.app_name))
-                in_git = self._git_tags(app, spec)
-                running = self._running_tags(app, spec)
-            except (KubeError, SourceError) as exc:
-                problems.append(getattr(exc, "message", None) or str(exc))
+            except KubeError as exc:
+                problems.append(exc.message)
+            else:
+                # what runs does not depend on reading Git: one failing leaves the other
+                for read, into in ((self._git_tags, in_git), (self._running_tags, running)):
+                    try:
+                        into.update(read(app, spec))
+                    except (KubeError, SourceError) as exc:
+                        problems.append(getattr(exc, "message", None) or str(exc))
         self.update(policy, tags, in_git, running, problems)
 
     def _git_tags(self, app: Mapping[str, Any], spec: PolicySpec) -> set[str]:
