@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 IGNORE = "# NBVAL_IGNORE_OUTPUT\n"
 
 CONNECT = IGNORE + """\
-from gitops_lab.lab import Lab
+from gitops_lab import Lab
 
 lab = Lab.connect()  # catch the lab up from nothing: cluster, Git server, agent (seconds when warm)
 """
