@@ -315,7 +315,8 @@ class ScaleBench:
                  f"commit→Synced n={self.trials} per scale, for app 0, polling every 1 s, "
                  "no webhook; a commit to the shared repo moves every app's revision, so all N apps "
                  "reconcile after each commit (the next trial waits until all are Synced)")
-        wrote = plot(self.results, PLOT)
+        # a --quick run (1 and 10 apps) must not replace the committed plot of a full run
+        wrote = plot(self.results, PLOT.with_name("scale-quick.png") if self.quick else PLOT)
         rep.note(f"scale plot: {wrote}")
 
 
