@@ -19,7 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-cluster", action="store_true",
                         help=f"leave the {CLUSTER!r} cluster running afterwards")
     parser.add_argument("--only", default="",
-                        help="run only the phases whose name contains this, e.g. 'image'")
+                        help="run only the phases whose name contains this (comma-separated: any of "
+                             "these), e.g. 'image' or 'clients,scale'")
     args = parser.parse_args(argv)
 
     def _terminate(signum: int, _frame: Any) -> None:

@@ -45,6 +45,7 @@ class Report:
     title: str
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    tables: list[str] = field(default_factory=list)  # further tables, printed after the notes
 
     def add(self, row: Row) -> None:
         self.rows.append(row)
@@ -75,6 +76,8 @@ class Report:
         out.append(f"targets: {passed} PASS, {missed} MISS" + (f", {errors} ERROR" if errors else ""))
         for n in self.notes:
             out.append(f"  · {n}")
+        for table in self.tables:
+            out += ["", table]
         return "\n".join(out)
 
 
@@ -86,3 +89,16 @@ def machine() -> str:
 
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
+
+
+def table(title: str, head: list[str], rows: list[list[str]]) -> str:
+    """A plain table (first column left-aligned, the others right-aligned) under a title."""
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    sep = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+
+    def line(r: list[str]) -> str:
+        cells = [v.ljust(w) if i == 0 else v.rjust(w)
+                 for i, (v, w) in enumerate(zip(r, widths, strict=True))]
+        return "| " + " | ".join(cells) + " |"
+
+    return "\n".join([title, sep, line(head), sep.replace("-", "="), *map(line, rows), sep])

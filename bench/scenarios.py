@@ -9,7 +9,10 @@
 7. image update automation    tag push → updater commit → Synced (registry notification; scan);
                                a scan of 1,000 tags; vs the bare registry API calls (bench/images.py)
 8. agent peak RSS              `gitops-lab agent run` as a subprocess managing 1,000 objects
-9. notebooks                   nbval total, read from a file if the notebook tests wrote one
+9. clients                     gitops_lab/kube.py vs the official DynamicClient (bench/clients.py)
+10. peers                      Flux and Argo CD, or a skip row saying why (bench/peers.py)
+11. scale                      1 / 10 / 100 apps × 100 objects, at rest and busy (bench/scale.py)
+12. notebooks                   nbval total, read from a file if the notebook tests wrote one
 """
 
 from __future__ import annotations
@@ -134,8 +137,12 @@ class Bench:
                 ("initial sync", self.initial_syncs),
                 ("image update automation", self.images),
                 ("agent peak RSS", self.rss),
+                ("clients: kube.py vs DynamicClient", self.clients),
+                ("peers: Flux, Argo CD", self.peers),
+                ("scale: 1/10/100 apps", self.scale),
             ):
-                if self.opts.only and self.opts.only not in name:
+                if self.opts.only and not any(o.strip() and o.strip() in name
+                                              for o in self.opts.only.split(",")):
                     continue
                 try:
                     phase()
@@ -572,7 +579,23 @@ class Bench:
             verdict((t1 - t0) / t_k <= TARGET_INITIAL_RATIO) if size >= 1000 else ""))
         self.delete_app(name, ns, wait=False)
 
-    # ---- 9. notebooks -------------------------------------------------------------------------------
+    # ---- 9-11. the hand-written client vs the official one; peers; the agent at scale ---------
+    def clients(self) -> None:
+        from bench.clients import ClientBench
+
+        ClientBench(self).run()
+
+    def peers(self) -> None:
+        from bench.peers import peer_rows
+
+        peer_rows(self.report)
+
+    def scale(self) -> None:
+        from bench.scale import ScaleBench
+
+        ScaleBench(self).run()
+
+    # ---- 12. notebooks -------------------------------------------------------------------------------
     def notebooks(self) -> None:
         found = notebook_seconds()
         if found is None:

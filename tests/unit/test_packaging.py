@@ -21,6 +21,7 @@ CONDA_NAME = {
     "prometheus-client": "prometheus_client",
     "types-pyyaml": "types-pyyaml",
     "playwright": "playwright-python",
+    "matplotlib": "matplotlib-base",
 }
 # Tools the lab drives that are not Python packages, but conda-forge has.
 CONDA_TOOLS = ("go", "git", "kind", "kubernetes-client")
