@@ -67,6 +67,9 @@ class AgentOptions:
     namespace: str = "gitops-lab"
     poll_interval: float = 1.0  # seconds between Git polls (Argo CD: 180 s)
     resync_interval: float = 60.0  # full re-compare of every app even when nothing happened
+    # status.reconciledAt is re-stamped at rest only this often (any change is written at
+    # once): one status PATCH per app per resync made the agent's API load grow per app
+    status_heartbeat: float = 600.0
     workers: int = 4
     alert_webhook: str | None = None
     http_address: str = "127.0.0.1:0"
@@ -611,7 +614,7 @@ class Agent:
                 head = ""
             rollback = bool(head) and head != result.revision
         if status_changed(prev, status) or operation is not None or \
-                _stale(prev, self.options.resync_interval):
+                _stale(prev, self.options.status_heartbeat):
             self._write_status(app, status)
         with self._lock:
             self.statuses[app_key] = status
