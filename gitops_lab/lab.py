@@ -26,8 +26,7 @@ from gitops_lab.cluster.base import clusters_root
 from gitops_lab.cluster.binaries import cache_root
 from gitops_lab.cluster.kind import AGENT_NODE_PORT, APP_NODE_PORT, KindCluster
 from gitops_lab.cluster.labimages import lab_images
-from gitops_lab.images.kind_registry import SERVICE_URL, KindRegistry, registry_for
-from gitops_lab.images.registry import ENDPOINTS_ENV
+from gitops_lab.images.kind_registry import KindRegistry, registry_for
 from gitops_lab.install import install
 from gitops_lab.install.incluster import (
     ClusterGitServer,
@@ -275,11 +274,7 @@ class Lab:
         also the agent's image, Deployment and Service."""
         if self.agent_mode == "in-cluster" and isinstance(self.provider, KindCluster):
             bar = _Progress("the agent as a pod in the cluster", 1)
-            # the agent scans the lab registry by the name the node pulls from
-            registry = KindRegistry(self.provider.name).address
-            env = {ENDPOINTS_ENV: f"{registry}={SERVICE_URL}"} if registry else None
-            done = deploy_agent(self.kube, self.provider, lambda line: bar.update(0.5, line),
-                                env=env)
+            done = deploy_agent(self.kube, self.provider, lambda line: bar.update(0.5, line))
             bar.finish("gitops-lab-agent ready")
             return done
         return install(self.kube, "local")
@@ -333,18 +328,23 @@ class Lab:
 
     @property
     def agent_url(self) -> str:
+        """Where the agent's HTTP answers (/healthz, /metrics, /webhook); "" when no host
+        agent runs. In-cluster it is the NodePort on 127.0.0.1, whatever the pod's state."""
+        if self.agent_mode == "in-cluster" and isinstance(self.provider, KindCluster):
+            return f"http://127.0.0.1:{self.provider.host_port(AGENT_NODE_PORT)}"
         info = self.agent_info()
         return str(info["url"]) if info else ""
 
-    def _pod_agent_info(self) -> Obj | None:
+    def _pod_agent_info(self, settle: float = 5.0) -> Obj | None:
+        """The agent pod(s) behind the NodePort, when /healthz answers 200 — retried for a few
+        seconds, since a connection can land on a pod going away during a rollout."""
         assert isinstance(self.provider, KindCluster)
         url = f"http://127.0.0.1:{self.provider.host_port(AGENT_NODE_PORT)}"
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as resp:
-                if resp.status != 200:
-                    return None
-        except OSError:
-            return None
+        deadline = time.monotonic() + settle
+        while _http_status(f"{url}/healthz")[0] != 200:
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.3)
         names = [p["metadata"]["name"] for p in self._agent_pods()
                  if not p["metadata"].get("deletionTimestamp")]
         return {"url": url, "pods": names, "mode": "in-cluster"}

@@ -37,10 +37,22 @@ def deploy_agent(kube: Kube, cluster: KindCluster, progress: Progress | None = N
                  env: dict[str, str] | None = None) -> list[str]:
     say: Progress = progress or (lambda _line: None)
     image, revision = _image(cluster, say)
+    if env is None:
+        env = registry_env(cluster)
     done = install(kube, "in-cluster", namespace=namespace, image=image,
                    image_revision=revision, env=env)
     wait_rollout(kube, "gitops-lab-agent", namespace=namespace, timeout=timeout, progress=say)
     return done
+
+
+def registry_env(cluster: KindCluster) -> dict[str, str]:
+    """The agent pod scans the lab registry by the name the node pulls from (127.0.0.1:PORT),
+    reached through the Service in front of the registry container; empty without one."""
+    from gitops_lab.images.kind_registry import SERVICE_URL, KindRegistry
+    from gitops_lab.images.registry import ENDPOINTS_ENV
+
+    address = KindRegistry(cluster.name).address
+    return {ENDPOINTS_ENV: f"{address}={SERVICE_URL}"} if address else {}
 
 
 def deploy_git_server(kube: Kube, cluster: KindCluster, progress: Progress | None = None,
