@@ -10,19 +10,13 @@ import json
 import sys
 from typing import Any
 
+from gitops_lab.appcli import _fail
 from gitops_lab.cluster import ClusterError, resolve_kubeconfig
 from gitops_lab.kube import Kube, KubeError
 
 __all__ = ["register"]
 
 Obj = dict[str, Any]
-
-
-def _fail(message: str, hint: str) -> int:
-    if "; hint: " in message:
-        message, hint = message.split("; hint: ", 1)
-    print(f"error: {message.splitlines()[0]}; hint: {hint}", file=sys.stderr)
-    return 1
 
 
 def _guard(func: Any) -> Any:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -42,6 +43,9 @@ from gitops_lab.cluster.binaries import (
     _missing_in,
     cache_root,
     ensure_binaries,
+)
+from gitops_lab.cluster.binaries import (
+    _run as _run_step,
 )
 from gitops_lab.cluster.docker import docker_available, lacks_sys_resource, runc_wrapper_script
 from gitops_lab.cluster.gobuild import COREDNS_VERSION, go_app
@@ -152,29 +156,16 @@ def debootstrap_rootfs(target: Path, packages: tuple[str, ...], progress: Progre
     if target.exists():
         shutil.rmtree(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
     progress(f"debootstrap bookworm for the {label} ({len(packages)} packages; cold: ~2 min)")
-    log = target.parent / f"{target.name}.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            ["debootstrap", "--variant=minbase", "--include=" + ",".join(packages),
-             "bookworm", str(target), debian_mirror()],
-            stdout=sink, stderr=subprocess.STDOUT)
-        while True:
-            try:
-                proc.wait(timeout=30)
-                break
-            except subprocess.TimeoutExpired:
-                progress(f"  … debootstrap {label}: {int(time.monotonic() - started)} s")
-    if proc.returncode != 0:
-        tail = log.read_text(errors="replace").splitlines()[-12:]
-        raise NodeImageError(f"debootstrap for the {label} failed; log {log}:\n" + "\n".join(tail))
+    # a heartbeat line every 30 s; the log is build.log beside the root filesystem
+    _run_step(["debootstrap", "--variant=minbase", "--include=" + ",".join(packages),
+               "bookworm", str(target), debian_mirror()],
+              target.parent, dict(os.environ), progress, f"debootstrap {label}")
     for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
         for item in (target / junk).glob("*"):
             if item.is_file():
                 item.unlink()
     done.write_text(" ".join(packages))
-    _timed(progress, f"debootstrap {label}", started)
     return target
 
 
