@@ -11,6 +11,7 @@ start. On a clean stop the holder releases: empty holderIdentity, leaseDurationS
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import logging
@@ -233,7 +234,12 @@ class LeaderElector:
             except KubeError as exc2:
                 if not exc2.conflict:
                     self._failed("creating the Lease", exc2)
-                return False  # 409 AlreadyExists: another candidate created it first
+                    return False
+            # 409 AlreadyExists: another candidate created it first; say who leads at once
+            # (a standby's /readyz and log name the leader from its first attempt on)
+            with contextlib.suppress(KubeError):
+                self._observe(self._request("GET").get("spec") or {})
+            return False
         self.problem = ""
         spec = lease.get("spec") or {}
         self._observe(spec)
