@@ -16,7 +16,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from bench.report import Row, fmt_s, table
-from bench.support import Labels, clock, configmap, p50, proc_memory, say, st
+from bench.support import Labels, clock, configmap, p50, proc_memory, say, st, terminate
 from gitops_lab.apps import application
 from gitops_lab.kube import KubeError
 from gitops_lab.source import WorkingCopy
@@ -139,13 +138,7 @@ class ScaleBench:
             time.sleep(0.1)
 
     def stop_agent(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc)
         self.proc = None
 
     # ---- helpers ------------------------------------------------------------------------------

@@ -24,7 +24,6 @@ import os
 import random
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -56,6 +55,7 @@ from bench.support import (
     proc_memory,
     say,
     st,
+    terminate,
     wait_idle,
     wait_reconciled,
 )
@@ -510,13 +510,7 @@ class Bench:
 
     # ---- 8. RSS ------------------------------------------------------------------------------------
     def stop_subprocess(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc)
         self.proc = None
 
     def rss(self) -> None:

@@ -34,6 +34,17 @@ def say(line: str) -> None:
 
 
 # ---- statistics ------------------------------------------------------------------------------
+def terminate(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM a subprocess agent and wait for it (SIGKILL after 15 s)."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 def percentile(values: Iterable[float], q: float) -> float:
     """Linear interpolation between closest ranks (numpy's default), q in [0, 100]."""
     data = sorted(values)
