@@ -59,6 +59,19 @@ def _in_notebook() -> bool:
     return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"
 
 
+def _register_course_magics() -> None:
+    """`%%solution` in the notebook that connected (see gitops_lab/course)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        from gitops_lab.course import load_ipython_extension
+
+        load_ipython_extension(shell)
+
+
 class _Progress:
     """A progress bar in a notebook, plain lines elsewhere."""
 
@@ -232,6 +245,7 @@ class Lab:
         if agent:
             lab.install_agent()
             lab.ensure_agent()
+        _register_course_magics()
         return lab
 
     def ensure_config_repo(self) -> str:
@@ -575,6 +589,13 @@ class Lab:
         bar.finish(f"not reached in {timeout:.0f} s", ok=False)
         raise LabError(f"timed out after {timeout:.0f} s waiting for {what}; "
                        f"agent log:\n{self.agent_log(10)}")
+
+    # ---- the course's exercises ---------------------------------------------------------------
+    def check(self, key: str, *, wait: float | None = None) -> Any:
+        """Check the learner's result for exercise `key` ("02-scale"); shows done or a hint."""
+        from gitops_lab.course import run_check
+
+        return run_check(self, key, wait=wait)
 
     # ---- kubectl, for the learner's eyes ------------------------------------------------------------
     def kubectl(self, *args: str, check: bool = True) -> str:
