@@ -33,12 +33,12 @@ from gitops_lab.cluster import (
     KindCluster,
     LocalCluster,
     Provider,
-    bin_dir,
     get_provider,
 )
-from gitops_lab.cluster.base import clusters_root, current_cluster_file, read_current
+from gitops_lab.cluster.base import read_current
 from gitops_lab.cluster.binaries import BINARIES, binary_version, expected_version
 from gitops_lab.cluster.docker import docker_available, lacks_sys_resource
+from gitops_lab.paths import bin_dir, clusters_root, current_cluster_file
 
 __all__ = ["DEFAULT_NAME", "build_parser", "main"]
 

@@ -21,9 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from gitops_lab.apps import Apps, application
-from gitops_lab.cluster import Provider, bin_dir, get_provider
-from gitops_lab.cluster.base import clusters_root
-from gitops_lab.cluster.binaries import cache_root
+from gitops_lab.cluster import Provider, get_provider
 from gitops_lab.cluster.kind import AGENT_NODE_PORT, APP_NODE_PORT, KindCluster
 from gitops_lab.cluster.labimages import lab_images
 from gitops_lab.images.kind_registry import KindRegistry, registry_for
@@ -35,6 +33,7 @@ from gitops_lab.install.incluster import (
     wait_rollout,
 )
 from gitops_lab.kube import Kube
+from gitops_lab.paths import bin_dir, cache_root, clusters_root
 from gitops_lab.samples import sample_files
 from gitops_lab.source import GitServer, WorkingCopy
 

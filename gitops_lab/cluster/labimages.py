@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gitops_lab.cluster.binaries import Progress, cache_root, ensure_binaries
+from gitops_lab.cluster.binaries import Progress, ensure_binaries
 from gitops_lab.cluster.gobuild import GUESTBOOK_VERSIONS, guestbook_binary
 from gitops_lab.cluster.nodeimage import (
     INPUTS_LABEL,
@@ -33,6 +33,7 @@ from gitops_lab.cluster.nodeimage import (
     docker_import,
     image_label,
 )
+from gitops_lab.paths import cache_root
 
 __all__ = [
     "AGENT_IMAGE",

@@ -41,7 +41,6 @@ from gitops_lab.cluster.binaries import (
     _go,
     _go_env,
     _missing_in,
-    cache_root,
     ensure_binaries,
 )
 from gitops_lab.cluster.binaries import (
@@ -49,6 +48,7 @@ from gitops_lab.cluster.binaries import (
 )
 from gitops_lab.cluster.docker import docker_available, lacks_sys_resource, runc_wrapper_script
 from gitops_lab.cluster.gobuild import COREDNS_VERSION, go_app
+from gitops_lab.paths import build_dir, cache_root, node_bin_dir
 
 __all__ = [
     "NODE_BINARIES",
@@ -119,7 +119,7 @@ def _timed(progress: Progress, label: str, started: float) -> None:
 
 def node_binaries(progress: Progress) -> Path:
     """kubelet, kubeadm and kube-proxy of the pinned release (cold: ~2–5 min on 2 cores)."""
-    out = cache_root() / f"k8s-{KUBERNETES_VERSION}" / "node-bin"
+    out = node_bin_dir()
     out.mkdir(parents=True, exist_ok=True)
     if _missing_in(out, NODE_BINARIES):
         _build_kubernetes(out, progress, NODE_BINARIES)
@@ -171,7 +171,7 @@ def debootstrap_rootfs(target: Path, packages: tuple[str, ...], progress: Progre
 
 def _kind_base_files() -> Path:
     go = _go()
-    work = cache_root() / "build" / "kind-base"
+    work = build_dir("kind-base")
     work.mkdir(parents=True, exist_ok=True)
     env = _go_env(work)
     env["GOFLAGS"] = "-mod=mod"

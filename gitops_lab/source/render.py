@@ -381,7 +381,7 @@ def find_kubectl(kubectl: str | None = None) -> str | None:
     if kubectl:
         return kubectl
     try:
-        from gitops_lab.cluster.binaries import bin_dir
+        from gitops_lab.paths import bin_dir
 
         candidate = bin_dir() / "kubectl"
         if candidate.is_file() and os.access(candidate, os.X_OK):

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from gitops_lab import cli
-from gitops_lab.cluster import bin_dir
 from gitops_lab.cluster.base import write_current
+from gitops_lab.paths import bin_dir
 
 
 @pytest.fixture(autouse=True)
