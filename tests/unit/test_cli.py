@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gitops_lab import cli
+from gitops_lab import cli, doctor
 from gitops_lab.cluster.base import write_current
 from gitops_lab.paths import bin_dir
 
@@ -224,8 +224,8 @@ def test_doctor_lists_every_tool_and_how_to_get_what_is_missing(
                   "docker-registry", "skopeo"):
         assert label in out
     assert "make setup" in out  # how to get the missing binaries
-    checks = cli.doctor_checks()
-    if cli.lab_can_run(checks):  # Go is here: the binaries can be built on first `up`
+    checks = doctor.doctor_checks()
+    if doctor.lab_can_run(checks):  # Go is here: the binaries can be built on first `up`
         assert code == 0
         assert "binaries will be built" in out
     else:
