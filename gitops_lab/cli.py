@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import shlex
-import shutil
 import sys
 import time
 import traceback
@@ -20,27 +19,14 @@ from pathlib import Path
 from typing import NoReturn, cast
 
 from gitops_lab import doctor
-from gitops_lab.cluster import (
-    PROVIDERS,
-    BinaryError,
-    ClusterError,
-    ClusterStatus,
-    ExistingCluster,
-    KindCluster,
-    LocalCluster,
-    Provider,
-    get_provider,
-)
-from gitops_lab.cluster.base import read_current
+from gitops_lab.cluster import PROVIDERS, BinaryError, ClusterError, records
 from gitops_lab.cluster.docker import docker_available
-from gitops_lab.paths import bin_dir, clusters_root, current_cluster_file
+from gitops_lab.cluster.records import DEFAULT_NAME
+from gitops_lab.paths import bin_dir
 
 __all__ = ["DEFAULT_NAME", "build_parser", "main"]
 
-DEFAULT_NAME = "gitops-lab"
 EXIT_NOT_RUNNING = 3  # `cluster status` of a cluster that is not up (as `systemctl status`)
-# Written by `cluster up` so that `down`/`status`/`env` know which provider made a name.
-PROVIDER_MARKER = "provider.json"
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -81,87 +67,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message}; hint: see `{self.prog} --help`\n")
 
 
-# ---- which provider made a cluster -------------------------------------------------------
-def _state_dir(name: str) -> Path:
-    return clusters_root() / name
-
-
-def recorded_provider(name: str) -> str | None:
-    """The provider a cluster NAME was brought up with, or None when nothing is known of it."""
-    state = _state_dir(name)
-    try:
-        data = json.loads((state / PROVIDER_MARKER).read_text())
-        if isinstance(data, dict) and data.get("provider") in PROVIDERS:
-            return str(data["provider"])
-    except (OSError, ValueError):
-        pass
-    if (state / "state.json").exists():
-        return "local"
-    if (state / "kind-config.yaml").exists():
-        return "kind"
-    if state.is_dir():
-        return "local"  # a partial local state dir (e.g. `up` killed before state.json)
-    return None
-
-
-def _record(name: str, provider: Provider) -> None:
-    state = _state_dir(name)
-    state.mkdir(parents=True, exist_ok=True)
-    data: dict[str, str] = {"provider": provider.kind}
-    if isinstance(provider, ExistingCluster):
-        data["kubeconfig"] = str(provider.kubeconfig())
-        if provider.context:
-            data["context"] = provider.context
-    (state / PROVIDER_MARKER).write_text(json.dumps(data) + "\n")
-
-
-def _open(name: str, kind: str) -> Provider:
-    """A provider object for an existing record (no `auto`: the record says which)."""
-    if kind == "existing":
-        try:
-            data = json.loads((_state_dir(name) / PROVIDER_MARKER).read_text())
-        except (OSError, ValueError):
-            data = {}
-        kubeconfig = data.get("kubeconfig")
-        return ExistingCluster(
-            name, Path(kubeconfig) if kubeconfig else None, data.get("context") or None
-        )
-    if kind == "kind":
-        return KindCluster(name)
-    return LocalCluster(name)
-
-
 # ---- cluster up / down / status ----------------------------------------------------------
 def cmd_cluster_up(args: argparse.Namespace) -> int:
     name: str = args.name
-    recorded = recorded_provider(name)
-    requested: str = args.provider or recorded or "auto"
-    if recorded and requested not in ("auto", recorded):
-        raise ClusterError(
-            f"cluster {name!r} was brought up with provider {recorded!r}, not {requested!r}; "
-            f"hint: `gitops-lab cluster down --name {name}` first, or pick another --name"
-        )
-    provider: Provider
-    if requested == "existing":
-        kubeconfig = Path(args.kubeconfig).expanduser() if args.kubeconfig else None
-        provider = ExistingCluster(name, kubeconfig, args.context)
-    elif requested == "auto" and recorded:
-        provider = _open(name, recorded)
-    else:
-        if requested == "auto":
-            _say("provider auto: checking for a Docker daemon (kind) …")
-        provider = get_provider(requested, name)
-        if isinstance(provider, KindCluster) and args.node_image:
-            provider.node_image = args.node_image
-        if requested == "auto":
-            why = "a Docker daemon answers" if provider.kind == "kind" else (
-                "no Docker daemon (or kind node image) here"
-            )
-            _say(f"provider auto → {provider.kind} ({why})")
+    provider = records.choose_provider(
+        name, args.provider,
+        kubeconfig=Path(args.kubeconfig).expanduser() if args.kubeconfig else None,
+        context=args.context, node_image=args.node_image, say=_say,
+    )
     start = time.monotonic()
     _say(f"cluster {name!r}: bringing up with provider {provider.kind}")
     kubeconfig_path = provider.up(progress=_say)
-    _record(name, provider)
+    records.record(name, provider)
     _say(f"cluster {name!r} ready in {time.monotonic() - start:.1f} s; kubeconfig:")
     print(kubeconfig_path, flush=True)
     return 0
@@ -169,32 +86,18 @@ def cmd_cluster_up(args: argparse.Namespace) -> int:
 
 def cmd_cluster_down(args: argparse.Namespace) -> int:
     name: str = args.name
-    kind = args.provider or recorded_provider(name)
-    if kind is None:
+    start = time.monotonic()
+    provider = records.take_down(name, args.provider)
+    if provider is None:
         _say(f"no cluster named {name!r} here; nothing to stop")
         return 0
-    provider = _open(name, kind)
-    start = time.monotonic()
-    provider.down()
-    if provider.kind == "existing":
-        shutil.rmtree(_state_dir(name), ignore_errors=True)
-    current = read_current() if current_cluster_file().exists() else None
-    if current is None or current.get("name") == name:
-        current_cluster_file().unlink(missing_ok=True)
     _say(f"cluster {name!r} ({provider.kind}) is down in {time.monotonic() - start:.1f} s")
     return 0
 
 
-def _status_of(name: str, kind: str | None) -> ClusterStatus:
-    kind = kind or recorded_provider(name)
-    if kind is None:
-        return ClusterStatus(name, "none", False, None, detail="no such cluster")
-    return _open(name, kind).status()
-
-
 def cmd_cluster_status(args: argparse.Namespace) -> int:
     name: str = args.name
-    status = _status_of(name, args.provider)
+    status = records.status_of(name, args.provider)
     if args.output == "json":
         print(json.dumps(status.to_dict(), indent=2))
     else:
@@ -222,19 +125,14 @@ def cmd_cluster_status(args: argparse.Namespace) -> int:
 def env_lines(name: str) -> list[str]:
     """The `export` lines of `gitops-lab env` for cluster NAME."""
     lines = [f"export PATH={shlex.quote(str(bin_dir()))}:$PATH"]
-    kind = recorded_provider(name)
-    if kind is not None:
-        status = _open(name, kind).status()
-        if status.running and status.kubeconfig:
-            lines.append(f"export KUBECONFIG={shlex.quote(str(status.kubeconfig))}")
+    kubeconfig = records.running_kubeconfig(name)
+    if kubeconfig is not None:
+        lines.append(f"export KUBECONFIG={shlex.quote(str(kubeconfig))}")
     return lines
 
 
 def cmd_env(args: argparse.Namespace) -> int:
-    name: str | None = args.name
-    if name is None:
-        current = read_current()
-        name = current["name"] if current else DEFAULT_NAME
+    name: str = args.name or records.current_name()
     lines = env_lines(name)
     for line in lines:
         print(line)
