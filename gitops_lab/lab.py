@@ -35,9 +35,9 @@ from gitops_lab.install.incluster import (
     wait_rollout,
 )
 from gitops_lab.kube import Kube
+from gitops_lab.labgit import GitServer, WorkingCopy
 from gitops_lab.paths import bin_dir, cache_root, lab_state_dir
 from gitops_lab.samples import sample_files
-from gitops_lab.source import GitServer, WorkingCopy
 
 __all__ = ["Lab", "LabError", "teardown"]
 
