@@ -4,13 +4,8 @@ Sits between api/ and engine/: the engine asks here for "the objects at this rev
 
 from gitops_lab.source.errors import RenderError, SourceError
 from gitops_lab.source.git import CommitInfo, RepoCache
-from gitops_lab.source.render import (
-    Manifest,
-    find_kubectl,
-    parse_manifests,
-    render,
-    render_revision,
-)
+from gitops_lab.source.manifests import Manifest, parse_manifests
+from gitops_lab.source.render import find_kubectl, render, render_revision
 
 __all__ = [
     "CommitInfo",
