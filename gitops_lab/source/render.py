@@ -30,6 +30,7 @@ from gitops_lab.source.manifests import (
 __all__ = [
     "ALLOW_REMOTE_BASES_ENV",
     "KUSTOMIZATION_FILES",
+    "Manifest",  # what render() returns; defined in manifests.py
     "allow_remote_bases",
     "find_kubectl",
     "kustomize_inputs",
