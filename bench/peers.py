@@ -20,7 +20,8 @@ from pathlib import Path
 
 from bench.report import Report, Row
 from bench.support import say
-from gitops_lab.cluster.binaries import BinaryError, cache_root, offline_goproxy
+from gitops_lab.cluster.binaries import BinaryError, offline_goproxy
+from gitops_lab.paths import peers_dir
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,6 @@ PEERS = (
          ("github.com/argoproj/argo-cd/v3@v3.6.1",),
          ("argocd-application-controller", "argocd-repo-server", "redis-server")),
 )
-
-
-def peers_dir() -> Path:
-    return cache_root() / "peers"
 
 
 def module_problem(module: str, timeout: float = 90.0) -> str:

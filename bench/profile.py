@@ -37,7 +37,7 @@ from bench.support import (
     wait_reconciled,
 )
 from gitops_lab.agent.controller import Agent
-from gitops_lab.source import WorkingCopy
+from gitops_lab.labgit import WorkingCopy
 
 
 class Profiler:

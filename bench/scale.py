@@ -31,7 +31,7 @@ from bench.report import Row, fmt_s, table
 from bench.support import Labels, clock, configmap, p50, proc_memory, say, st, terminate
 from gitops_lab.apps import application
 from gitops_lab.kube import KubeError
-from gitops_lab.source import WorkingCopy
+from gitops_lab.labgit import WorkingCopy
 
 if TYPE_CHECKING:
     from bench.scenarios import Bench

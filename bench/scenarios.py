@@ -61,13 +61,12 @@ from bench.support import (
 )
 from gitops_lab.agent import Agent, AgentOptions
 from gitops_lab.apps import Apps, application
-from gitops_lab.cluster import bin_dir
 from gitops_lab.cluster.base import preserve_current
-from gitops_lab.cluster.binaries import cache_root
 from gitops_lab.cluster.local import LocalCluster
 from gitops_lab.install import agent_token, install
 from gitops_lab.kube import Kube, KubeError
-from gitops_lab.source import GitServer, WorkingCopy
+from gitops_lab.labgit import GitServer, WorkingCopy
+from gitops_lab.paths import bin_dir, cache_root
 
 CLUSTER = os.environ.get("GITOPS_LAB_BENCH_CLUSTER", "gitops-lab-bench")
 APP_NS = "gitops-lab"

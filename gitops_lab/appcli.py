@@ -203,8 +203,8 @@ def _app_get(args: argparse.Namespace) -> int:
 
 def _app_diff(args: argparse.Namespace) -> int:
     """Compare Git with the live cluster here, without the agent (like `argocd app diff --local`)."""
-    from gitops_lab.cluster.binaries import cache_root
     from gitops_lab.engine.sync import Reconciler
+    from gitops_lab.paths import cache_root
     from gitops_lab.source import RepoCache
 
     kube = _kube(args)

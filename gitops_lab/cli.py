@@ -10,43 +10,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import re
 import shlex
-import shutil
-import subprocess
 import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn, cast
 
-from gitops_lab.cluster import (
-    PROVIDERS,
-    BinaryError,
-    ClusterError,
-    ClusterStatus,
-    ExistingCluster,
-    KindCluster,
-    LocalCluster,
-    Provider,
-    bin_dir,
-    get_provider,
-)
-from gitops_lab.cluster.base import clusters_root, current_cluster_file, read_current
-from gitops_lab.cluster.binaries import BINARIES, binary_version, expected_version
-from gitops_lab.cluster.docker import docker_available, lacks_sys_resource
+from gitops_lab import doctor
+from gitops_lab.cluster import PROVIDERS, BinaryError, ClusterError, records
+from gitops_lab.cluster.docker import docker_available
+from gitops_lab.cluster.records import DEFAULT_NAME
+from gitops_lab.paths import bin_dir
 
 __all__ = ["DEFAULT_NAME", "build_parser", "main"]
 
-DEFAULT_NAME = "gitops-lab"
 EXIT_NOT_RUNNING = 3  # `cluster status` of a cluster that is not up (as `systemctl status`)
-GO_MINIMUM = (1, 25)
-# Written by `cluster up` so that `down`/`status`/`env` know which provider made a name.
-PROVIDER_MARKER = "provider.json"
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -87,87 +67,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message}; hint: see `{self.prog} --help`\n")
 
 
-# ---- which provider made a cluster -------------------------------------------------------
-def _state_dir(name: str) -> Path:
-    return clusters_root() / name
-
-
-def recorded_provider(name: str) -> str | None:
-    """The provider a cluster NAME was brought up with, or None when nothing is known of it."""
-    state = _state_dir(name)
-    try:
-        data = json.loads((state / PROVIDER_MARKER).read_text())
-        if isinstance(data, dict) and data.get("provider") in PROVIDERS:
-            return str(data["provider"])
-    except (OSError, ValueError):
-        pass
-    if (state / "state.json").exists():
-        return "local"
-    if (state / "kind-config.yaml").exists():
-        return "kind"
-    if state.is_dir():
-        return "local"  # a partial local state dir (e.g. `up` killed before state.json)
-    return None
-
-
-def _record(name: str, provider: Provider) -> None:
-    state = _state_dir(name)
-    state.mkdir(parents=True, exist_ok=True)
-    data: dict[str, str] = {"provider": provider.kind}
-    if isinstance(provider, ExistingCluster):
-        data["kubeconfig"] = str(provider.kubeconfig())
-        if provider.context:
-            data["context"] = provider.context
-    (state / PROVIDER_MARKER).write_text(json.dumps(data) + "\n")
-
-
-def _open(name: str, kind: str) -> Provider:
-    """A provider object for an existing record (no `auto`: the record says which)."""
-    if kind == "existing":
-        try:
-            data = json.loads((_state_dir(name) / PROVIDER_MARKER).read_text())
-        except (OSError, ValueError):
-            data = {}
-        kubeconfig = data.get("kubeconfig")
-        return ExistingCluster(
-            name, Path(kubeconfig) if kubeconfig else None, data.get("context") or None
-        )
-    if kind == "kind":
-        return KindCluster(name)
-    return LocalCluster(name)
-
-
 # ---- cluster up / down / status ----------------------------------------------------------
 def cmd_cluster_up(args: argparse.Namespace) -> int:
     name: str = args.name
-    recorded = recorded_provider(name)
-    requested: str = args.provider or recorded or "auto"
-    if recorded and requested not in ("auto", recorded):
-        raise ClusterError(
-            f"cluster {name!r} was brought up with provider {recorded!r}, not {requested!r}; "
-            f"hint: `gitops-lab cluster down --name {name}` first, or pick another --name"
-        )
-    provider: Provider
-    if requested == "existing":
-        kubeconfig = Path(args.kubeconfig).expanduser() if args.kubeconfig else None
-        provider = ExistingCluster(name, kubeconfig, args.context)
-    elif requested == "auto" and recorded:
-        provider = _open(name, recorded)
-    else:
-        if requested == "auto":
-            _say("provider auto: checking for a Docker daemon (kind) …")
-        provider = get_provider(requested, name)
-        if isinstance(provider, KindCluster) and args.node_image:
-            provider.node_image = args.node_image
-        if requested == "auto":
-            why = "a Docker daemon answers" if provider.kind == "kind" else (
-                "no Docker daemon (or kind node image) here"
-            )
-            _say(f"provider auto → {provider.kind} ({why})")
+    provider = records.choose_provider(
+        name, args.provider,
+        kubeconfig=Path(args.kubeconfig).expanduser() if args.kubeconfig else None,
+        context=args.context, node_image=args.node_image, say=_say,
+    )
     start = time.monotonic()
     _say(f"cluster {name!r}: bringing up with provider {provider.kind}")
     kubeconfig_path = provider.up(progress=_say)
-    _record(name, provider)
+    records.record(name, provider)
     _say(f"cluster {name!r} ready in {time.monotonic() - start:.1f} s; kubeconfig:")
     print(kubeconfig_path, flush=True)
     return 0
@@ -175,32 +86,18 @@ def cmd_cluster_up(args: argparse.Namespace) -> int:
 
 def cmd_cluster_down(args: argparse.Namespace) -> int:
     name: str = args.name
-    kind = args.provider or recorded_provider(name)
-    if kind is None:
+    start = time.monotonic()
+    provider = records.take_down(name, args.provider)
+    if provider is None:
         _say(f"no cluster named {name!r} here; nothing to stop")
         return 0
-    provider = _open(name, kind)
-    start = time.monotonic()
-    provider.down()
-    if provider.kind == "existing":
-        shutil.rmtree(_state_dir(name), ignore_errors=True)
-    current = read_current() if current_cluster_file().exists() else None
-    if current is None or current.get("name") == name:
-        current_cluster_file().unlink(missing_ok=True)
     _say(f"cluster {name!r} ({provider.kind}) is down in {time.monotonic() - start:.1f} s")
     return 0
 
 
-def _status_of(name: str, kind: str | None) -> ClusterStatus:
-    kind = kind or recorded_provider(name)
-    if kind is None:
-        return ClusterStatus(name, "none", False, None, detail="no such cluster")
-    return _open(name, kind).status()
-
-
 def cmd_cluster_status(args: argparse.Namespace) -> int:
     name: str = args.name
-    status = _status_of(name, args.provider)
+    status = records.status_of(name, args.provider)
     if args.output == "json":
         print(json.dumps(status.to_dict(), indent=2))
     else:
@@ -228,19 +125,14 @@ def cmd_cluster_status(args: argparse.Namespace) -> int:
 def env_lines(name: str) -> list[str]:
     """The `export` lines of `gitops-lab env` for cluster NAME."""
     lines = [f"export PATH={shlex.quote(str(bin_dir()))}:$PATH"]
-    kind = recorded_provider(name)
-    if kind is not None:
-        status = _open(name, kind).status()
-        if status.running and status.kubeconfig:
-            lines.append(f"export KUBECONFIG={shlex.quote(str(status.kubeconfig))}")
+    kubeconfig = records.running_kubeconfig(name)
+    if kubeconfig is not None:
+        lines.append(f"export KUBECONFIG={shlex.quote(str(kubeconfig))}")
     return lines
 
 
 def cmd_env(args: argparse.Namespace) -> int:
-    name: str | None = args.name
-    if name is None:
-        current = read_current()
-        name = current["name"] if current else DEFAULT_NAME
+    name: str = args.name or records.current_name()
     lines = env_lines(name)
     for line in lines:
         print(line)
@@ -250,151 +142,15 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 
 # ---- doctor --------------------------------------------------------------------------------
-@dataclass
-class Check:
-    label: str
-    ok: bool
-    found: str
-    hint: str = ""
-    required: bool = True
-
-
-def _tool_version(cmd: list[str]) -> str | None:
-    exe = shutil.which(cmd[0])
-    if exe is None:
-        return None
-    try:
-        out = subprocess.run(
-            [exe, *cmd[1:]], capture_output=True, text=True, timeout=15, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    text = (out.stdout or out.stderr).strip().splitlines()
-    return f"{text[0] if text else '?'} ({exe})"
-
-
-def _go_ok(found: str | None) -> bool:
-    match = re.search(r"go(\d+)\.(\d+)", found or "")
-    return match is not None and (int(match[1]), int(match[2])) >= GO_MINIMUM
-
-
-def _chromium() -> str | None:
-    for exe in ("chromium", "chromium-browser", "google-chrome", "chrome", "headless_shell"):
-        path = shutil.which(exe)
-        if path:
-            return path
-    default = Path.home() / ".cache" / "ms-playwright"
-    browsers = Path(os.environ.get("PLAYWRIGHT_BROWSERS_PATH", default))
-    for pattern in ("chromium*/chrome-linux*/chrome", "chromium_headless_shell*/*/headless_shell"):
-        for found in sorted(browsers.glob(pattern)):
-            return str(found)
-    return None
-
-
-def doctor_checks() -> list[Check]:
-    checks: list[Check] = []
-    py = sys.version_info
-    checks.append(Check(
-        "python", py[:2] == (3, 11), f"{platform.python_version()} ({sys.executable})",
-        "the lab is tested on Python 3.11: `make setup` makes .venv with python3.11",
-    ))
-    directory = bin_dir()
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        versions = list(pool.map(
-            lambda n: binary_version(directory / n) if (directory / n).is_file() else None,
-            BINARIES,
-        ))
-    go_found = _tool_version(["go", "version"])
-    go_ok = _go_ok(go_found)
-    for name, version in zip(BINARIES, versions, strict=True):
-        want = expected_version(name)
-        ok = version is not None and version.startswith(want)
-        found = f"{version} ({directory / name})" if version else "missing"
-        if version and not ok:
-            found = f"{version}, want {want} ({directory / name})"
-        build = "`make setup` builds it with Go (cold: ~6–7 min on 2 cores)"
-        if not go_ok:
-            build = "install Go 1.25+ first, then `make setup` builds it"
-        checks.append(Check(name, ok, found, build))
-    checks.append(Check(
-        "go", go_ok, go_found or "missing",
-        "Go 1.25+ builds the control-plane binaries: https://go.dev/doc/install "
-        "(or conda-forge `go`)",
-        required=not all(c.ok for c in checks if c.label in BINARIES),
-    ))
-    git = _tool_version(["git", "--version"])
-    checks.append(Check("git", git is not None, git or "missing",
-                        "`apt-get install git` (or conda-forge `git`)"))
-    docker = docker_available()
-    dockerd = shutil.which("dockerd")
-    checks.append(Check(
-        "docker daemon", docker, "answers" if docker else "no daemon answers `docker info`",
-        "optional, for the kind provider (real pods): `gitops-lab docker start` starts "
-        + ("the installed dockerd" if dockerd else
-           "Debian's dockerd after `apt-get install docker.io`")
-        + "; or start Docker Desktop",
-        required=False,
-    ))
-    if docker and lacks_sys_resource():
-        checks.append(Check(
-            "CAP_SYS_RESOURCE", False, "missing in root's bounding set (a VM or sandbox)",
-            "handled: privileged containers go through the lab's runc wrapper "
-            "(`gitops-lab docker start` sets it up; so does the lab's node image)",
-            required=False,
-        ))
-    builders = [t for t in ("debootstrap", "containerd", "jq") if shutil.which(t) is None]
-    checks.append(Check(
-        "kind node image", not builders,
-        "buildable here (gitops-lab/node, from Debian packages and Go modules)" if not builders
-        else f"cannot be built here: missing {', '.join(builders)}",
-        "optional: `apt-get install debootstrap containerd jq` to build it offline; else "
-        "kind uses the stock kindest/node, which Docker must be able to pull",
-        required=False,
-    ))
-    checks.append(Check(
-        "kind provider", docker and versions[BINARIES.index("kind")] is not None,
-        "usable" if docker else "unavailable (needs a Docker daemon)",
-        "optional: start Docker to use `--provider kind`", required=False,
-    ))
-    registry = shutil.which("docker-registry") or shutil.which("registry")
-    checks.append(Check(
-        "docker-registry", registry is not None, registry or "missing",
-        "optional: the lab's OCI registry (image updates); `apt-get install docker-registry`",
-        required=False,
-    ))
-    skopeo = _tool_version(["skopeo", "--version"])
-    checks.append(Check(
-        "skopeo", skopeo is not None, skopeo or "missing",
-        "optional: inspect and copy the lab's images; `apt-get install skopeo`", required=False,
-    ))
-    chromium = _chromium()
-    checks.append(Check(
-        "chromium", chromium is not None, chromium or "missing",
-        "optional: browser tests only; `apt-get install chromium`", required=False,
-    ))
-    return checks
-
-
-def lab_can_run(checks: Sequence[Check]) -> bool:
-    return all(c.ok for c in checks if c.required)
-
-
 def cmd_doctor(args: argparse.Namespace) -> int:
-    checks = doctor_checks()
+    checks = doctor.doctor_checks()
     for check in checks:
-        mark = "ok" if check.ok else ("MISSING" if check.required else "absent")
-        line = f"{mark:<8} {check.label:<24} {check.found}"
-        if not check.ok and check.hint:
-            line += f"\n{'':<9}→ {check.hint}"
-        print(line)
-    toolchain = [c for c in checks if c.label in BINARIES]
-    if lab_can_run(checks):
-        how = "ready" if all(c.ok for c in toolchain) else "binaries will be built on first `up`"
-        print(f"\nthe local lab can run ({how}): `gitops-lab cluster up --provider local`")
+        print(doctor.render(check))
+    ok, summary = doctor.verdict(checks)
+    if ok:
+        print(f"\n{summary}")
         return 0
-    missing = ", ".join(c.label for c in checks if c.required and not c.ok)
-    return _fail(f"the local lab cannot run here: missing {missing}",
-                 "follow the → lines above, then run `gitops-lab doctor` again")
+    return _fail(summary, "follow the → lines above, then run `gitops-lab doctor` again")
 
 
 # ---- docker ---------------------------------------------------------------------------------

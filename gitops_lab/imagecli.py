@@ -45,10 +45,10 @@ AGENT_DEFAULT = "http://127.0.0.1:8080"  # `gitops-lab agent run`'s default --ht
 def default_notify(name: str) -> str:
     """Where notifications go unless --notify says: the lab's agent (`Lab.connect()` records it)
     when it runs, else the address `gitops-lab agent run` listens on by default."""
-    from gitops_lab.cluster.binaries import cache_root
+    from gitops_lab.paths import lab_state_dir
 
     try:
-        url = str(json.loads((cache_root() / "lab" / name / "agent.json").read_text())["url"])
+        url = str(json.loads((lab_state_dir(name) / "agent.json").read_text())["url"])
     except (OSError, ValueError, KeyError, TypeError):
         url = AGENT_DEFAULT
     return f"{url.rstrip('/')}/registry-webhook"

@@ -5,6 +5,7 @@ on PATH — idempotently, so every chapter runs on its own, from nothing, in any
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -21,11 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from gitops_lab.apps import Apps, application
-from gitops_lab.cluster import Provider, bin_dir, get_provider
-from gitops_lab.cluster.base import clusters_root
-from gitops_lab.cluster.binaries import cache_root
+from gitops_lab.cluster import BinaryError, ClusterError, Provider, get_provider
 from gitops_lab.cluster.kind import AGENT_NODE_PORT, APP_NODE_PORT, KindCluster
 from gitops_lab.cluster.labimages import lab_images
+from gitops_lab.cluster.records import take_down
 from gitops_lab.images.kind_registry import KindRegistry, registry_for
 from gitops_lab.install import install
 from gitops_lab.install.incluster import (
@@ -35,8 +35,9 @@ from gitops_lab.install.incluster import (
     wait_rollout,
 )
 from gitops_lab.kube import Kube
+from gitops_lab.labgit import GitServer, WorkingCopy
+from gitops_lab.paths import bin_dir, cache_root, lab_state_dir
 from gitops_lab.samples import sample_files
-from gitops_lab.source import GitServer, WorkingCopy
 
 __all__ = ["Lab", "LabError", "teardown"]
 
@@ -711,7 +712,7 @@ def teardown(name: str | None = None, *, cluster: bool = True) -> None:
     For tests and scripts; idempotent.
     """
     name = name or os.environ.get("GITOPS_LAB_CLUSTER", "gitops-lab")
-    state_dir = cache_root() / "lab" / name
+    state_dir = lab_state_dir(name)
     _stop_agent_process(state_dir / "agent.json")
     registry = registry_for(name)
     if cluster:
@@ -727,11 +728,6 @@ def teardown(name: str | None = None, *, cluster: bool = True) -> None:
     except (OSError, ValueError, KeyError, TypeError):
         pass
     if cluster:
-        subprocess.run([sys.executable, "-m", "gitops_lab", "cluster", "down", "--name", name],
-                       stdin=subprocess.DEVNULL, capture_output=True, timeout=120, check=False)
+        with contextlib.suppress(ClusterError, BinaryError, OSError, subprocess.SubprocessError):
+            take_down(name)  # as `gitops-lab cluster down`, whose failures teardown ignored
         shutil.rmtree(state_dir, ignore_errors=True)
-
-
-def lab_clusters() -> list[str]:
-    root = clusters_root()
-    return sorted(p.name for p in root.iterdir()) if root.exists() else []

@@ -110,7 +110,7 @@ def _say(config: pytest.Config, line: str) -> None:
 
 def _claim(name: str) -> IO[str] | None:
     """Hold cluster NAME for this session (an exclusive flock), or None if a session has it."""
-    from gitops_lab.cluster.base import clusters_root
+    from gitops_lab.paths import clusters_root
 
     path = clusters_root() / f".{name}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -126,7 +126,7 @@ def _claim(name: str) -> IO[str] | None:
 def _sweep_private_clusters(name: str) -> None:
     """Stop `NAME-<pid>` clusters left by sessions that were killed before their teardown."""
     from gitops_lab.cluster import LocalCluster
-    from gitops_lab.cluster.base import clusters_root
+    from gitops_lab.paths import clusters_root
 
     for state in clusters_root().glob(f"{name}-*"):
         if state.is_dir() and state.name[len(name) + 1:].isdigit():
@@ -141,7 +141,8 @@ def _sweep_private_clusters(name: str) -> None:
 @pytest.fixture(scope="session")
 def lab_cluster(request: pytest.FixtureRequest) -> Iterator[LabCluster]:
     """One local control plane for the whole session; stopped at the end unless kept."""
-    from gitops_lab.cluster import LocalCluster, bin_dir
+    from gitops_lab.cluster import LocalCluster
+    from gitops_lab.paths import bin_dir
 
     name = os.environ.get("GITOPS_LAB_TEST_CLUSTER") or DEFAULT_TEST_CLUSTER
     keep = os.environ.get("GITOPS_LAB_KEEP_CLUSTER", "") not in ("", "0")
@@ -170,7 +171,7 @@ def lab_cluster(request: pytest.FixtureRequest) -> Iterator[LabCluster]:
             else:
                 provider.down()
             if private:
-                from gitops_lab.cluster.base import clusters_root
+                from gitops_lab.paths import clusters_root
 
                 (clusters_root() / f".{name}.lock").unlink(missing_ok=True)
 

@@ -37,11 +37,11 @@ from gitops_lab.api.types import (
     ResourceKey,
     SyncStatus,
 )
-from gitops_lab.cluster.binaries import cache_root
 from gitops_lab.engine.guard import APP_OF_APPS_OPTION
 from gitops_lab.engine.inventory import cascade_candidates, inventory_keys
 from gitops_lab.engine.sync import AppSpec, Reconciler, ReconcileResult, SpecError, SyncRequest
 from gitops_lab.kube import Kube, KubeError, ResourceInfo
+from gitops_lab.paths import cache_root
 from gitops_lab.source import RepoCache, SourceError
 
 __all__ = ["Agent", "AgentOptions", "WorkQueue"]

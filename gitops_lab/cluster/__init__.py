@@ -14,7 +14,7 @@ from gitops_lab.cluster.base import (
     Provider,
     read_current,
 )
-from gitops_lab.cluster.binaries import BinaryError, bin_dir, ensure_binaries
+from gitops_lab.cluster.binaries import BinaryError, ensure_binaries
 from gitops_lab.cluster.docker import docker_available
 from gitops_lab.cluster.existing import ExistingCluster
 from gitops_lab.cluster.kind import KindCluster, node_image_available
@@ -30,7 +30,6 @@ __all__ = [
     "LocalCluster",
     "Progress",
     "Provider",
-    "bin_dir",
     "ensure_binaries",
     "get_provider",
     "resolve_kubeconfig",

@@ -12,15 +12,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from gitops_lab.cluster.binaries import cache_root
+from gitops_lab.paths import current_cluster_file
 
 __all__ = [
     "ClusterError",
     "ClusterStatus",
     "Progress",
     "Provider",
-    "clusters_root",
-    "current_cluster_file",
     "preserve_current",
     "read_current",
     "write_current",
@@ -70,14 +68,6 @@ class Provider(abc.ABC):
 
     @abc.abstractmethod
     def kubeconfig(self) -> Path: ...
-
-
-def clusters_root() -> Path:
-    return cache_root() / "clusters"
-
-
-def current_cluster_file() -> Path:
-    return cache_root() / "current.json"
 
 
 def write_current(name: str, provider: str, kubeconfig: Path) -> None:

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from gitops_lab.paths import KUBERNETES_VERSION, bin_dir, build_dir, cache_root
+
 __all__ = [
     "BINARIES",
     "ETCD_VERSION",
@@ -27,15 +29,12 @@ __all__ = [
     "KWOK_VERSION",
     "BinaryError",
     "Toolchain",
-    "bin_dir",
     "binary_version",
-    "cache_root",
     "ensure_binaries",
     "expected_version",
     "find_binaries",
 ]
 
-KUBERNETES_VERSION = "v1.35.4"
 ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.8.0"
 KIND_VERSION = "v0.33.0"
@@ -59,20 +58,6 @@ class Toolchain:
 
     def path(self, name: str) -> Path:
         return self.bin_dir / name
-
-
-def cache_root() -> Path:
-    """`$GITOPS_LAB_CACHE`, else `$XDG_CACHE_HOME/gitops-lab`, else `~/.cache/gitops-lab`."""
-    env = os.environ.get("GITOPS_LAB_CACHE")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "gitops-lab"
-
-
-def bin_dir() -> Path:
-    return cache_root() / f"k8s-{KUBERNETES_VERSION}" / "bin"
 
 
 def expected_version(name: str) -> str:
@@ -224,7 +209,7 @@ def _build_kubernetes(out: Path, progress: Progress,
                       names: tuple[str, ...] = KUBE_BINARIES) -> None:
     """Build NAMES (commands of k8s.io/kubernetes/cmd) of the pinned release into OUT."""
     go = _go()
-    work = cache_root() / "build" / f"kubernetes-{KUBERNETES_VERSION}"
+    work = build_dir(f"kubernetes-{KUBERNETES_VERSION}")
     work.mkdir(parents=True, exist_ok=True)
     env = _go_env(work)
     staging = _staging_modules(go, work, env)
@@ -267,7 +252,7 @@ def _build_kubernetes(out: Path, progress: Progress,
 
 def _build_etcd(out: Path, progress: Progress) -> None:
     go = _go()
-    work = cache_root() / "build" / f"etcd-{ETCD_VERSION}"
+    work = build_dir(f"etcd-{ETCD_VERSION}")
     work.mkdir(parents=True, exist_ok=True)
     env = _go_env(work)
     (work / "go.mod").write_text(
@@ -287,7 +272,7 @@ def _build_etcd(out: Path, progress: Progress) -> None:
 
 def _install(module: str, version: str, out: Path, progress: Progress, ldflags: str) -> None:
     go = _go()
-    work = cache_root() / "build" / "install"
+    work = build_dir("install")
     work.mkdir(parents=True, exist_ok=True)
     env = _go_env(work)
     env["GOBIN"] = str(out)

@@ -23,7 +23,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from gitops_lab.cluster.binaries import cache_root
+from gitops_lab.paths import dockerd_dir
 
 __all__ = [
     "HOST_SYSCTLS",
@@ -112,7 +112,7 @@ exec {runc} "$@"
 
 
 def _state() -> Path:
-    return cache_root() / "dockerd"
+    return dockerd_dir()
 
 
 def _sysctl_file() -> Path:

@@ -15,7 +15,7 @@ from gitops_lab.cluster.base import (
     Provider,
     write_current,
 )
-from gitops_lab.cluster.binaries import bin_dir
+from gitops_lab.paths import bin_dir
 
 __all__ = ["ExistingCluster"]
 

@@ -10,7 +10,8 @@ import shutil
 from importlib.resources import files
 from pathlib import Path
 
-from gitops_lab.cluster.binaries import Progress, _go, _go_env, _run, cache_root
+from gitops_lab.cluster.binaries import Progress, _go, _go_env, _run
+from gitops_lab.paths import build_dir, cache_root
 
 __all__ = ["COREDNS_VERSION", "GUESTBOOK_VERSIONS", "go_app", "guestbook_binary"]
 
@@ -36,7 +37,7 @@ def go_app(app: str, *, ldflags: str = "", tag: str = "", progress: Progress | N
     out = cache_root() / "goapps" / app / (tag or "default") / key / app
     if out.is_file():
         return out
-    work = cache_root() / "build" / f"goapp-{app}"
+    work = build_dir(f"goapp-{app}")
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)

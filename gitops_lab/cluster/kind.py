@@ -30,11 +30,11 @@ from gitops_lab.cluster.base import (
     ClusterStatus,
     Progress,
     Provider,
-    clusters_root,
     write_current,
 )
-from gitops_lab.cluster.binaries import KUBERNETES_VERSION, bin_dir
+from gitops_lab.cluster.binaries import KUBERNETES_VERSION
 from gitops_lab.cluster.docker import docker_available, record_host_sysctls, restore_host_sysctls
+from gitops_lab.paths import bin_dir, cluster_state_dir
 
 __all__ = [
     "AGENT_NODE_PORT",
@@ -117,7 +117,7 @@ class KindCluster(Provider):
 
     def __init__(self, name: str = "gitops-lab", node_image: str | None = None) -> None:
         super().__init__(name)
-        self.state_dir = clusters_root() / name
+        self.state_dir = cluster_state_dir(name)
         self.node_image = node_image
 
     def kubeconfig(self) -> Path:

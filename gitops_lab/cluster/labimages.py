@@ -21,18 +21,19 @@ import tempfile
 import time
 from pathlib import Path
 
-from gitops_lab.cluster.binaries import Progress, cache_root, ensure_binaries
+from gitops_lab.cluster.binaries import Progress, ensure_binaries
 from gitops_lab.cluster.gobuild import GUESTBOOK_VERSIONS, guestbook_binary
-from gitops_lab.cluster.nodeimage import (
+from gitops_lab.cluster.imagebuild import (
     INPUTS_LABEL,
     NodeImageError,
-    _docker_env,
-    _run,
-    _scratch_image,
     debootstrap_rootfs,
+    docker_env,
     docker_import,
     image_label,
+    run_tool,
+    scratch_image,
 )
+from gitops_lab.paths import cache_root
 
 __all__ = [
     "AGENT_IMAGE",
@@ -62,8 +63,8 @@ def guestbook_image(version: str, progress: Progress | None = None) -> str:
     tag = f"{GUESTBOOK_IMAGE}:{version}"
     digest = hashlib.sha256(binary.read_bytes()).hexdigest()[:16]
     if image_label(tag, INPUTS_LABEL) != digest:
-        _scratch_image(tag, {"/guestbook": binary}, ["/guestbook"],
-                       extra=f"EXPOSE 8080\nUSER 65532:65532\nLABEL {INPUTS_LABEL}={digest}")
+        scratch_image(tag, {"/guestbook": binary}, ["/guestbook"],
+                      extra=f"EXPOSE 8080\nUSER 65532:65532\nLABEL {INPUTS_LABEL}={digest}")
         say(f"built {tag}")
     return tag
 
@@ -161,8 +162,8 @@ ENTRYPOINT ["python3", "-m", "gitops_lab"]
 CMD ["agent", "run", "--in-cluster", "--namespace", "gitops-lab", "--http-address", "0.0.0.0:8080"]
 LABEL {INPUTS_LABEL}={inputs}
 """)
-        _run(["docker", "build", "-q", "-t", image, str(ctx)], f"docker build {image}",
-             env=_docker_env())
+        run_tool(["docker", "build", "-q", "-t", image, str(ctx)], f"docker build {image}",
+                 env=docker_env())
     say(f"built {image} in {time.monotonic() - started:.0f} s")
     return image
 

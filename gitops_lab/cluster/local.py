@@ -31,11 +31,11 @@ from gitops_lab.cluster.base import (
     ClusterStatus,
     Progress,
     Provider,
-    clusters_root,
     write_current,
 )
 from gitops_lab.cluster.binaries import Toolchain, ensure_binaries
 from gitops_lab.cluster.pki import Pki, make_pki
+from gitops_lab.paths import cluster_state_dir
 
 __all__ = ["FAKE_NODE_ANNOTATION", "KWOK_STAGES", "LocalCluster"]
 
@@ -100,7 +100,7 @@ class LocalCluster(Provider):
         super().__init__(name)
         self.nodes = nodes
         self._toolchain = toolchain
-        self.state_dir = clusters_root() / name
+        self.state_dir = cluster_state_dir(name)
 
     # ---- paths -------------------------------------------------------------------------
     @property

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -35,31 +34,32 @@ from pathlib import Path
 from gitops_lab.cluster.binaries import (
     KIND_VERSION,
     KUBERNETES_VERSION,
-    BinaryError,
     Progress,
     _build_kubernetes,
     _go,
     _go_env,
     _missing_in,
-    cache_root,
     ensure_binaries,
-)
-from gitops_lab.cluster.binaries import (
-    _run as _run_step,
 )
 from gitops_lab.cluster.docker import docker_available, lacks_sys_resource, runc_wrapper_script
 from gitops_lab.cluster.gobuild import COREDNS_VERSION, go_app
+from gitops_lab.cluster.imagebuild import (
+    INPUTS_LABEL,
+    NodeImageError,
+    debootstrap_rootfs,
+    docker_import,
+    image_label,
+    run_tool,
+    scratch_image,
+    tool_hint,
+)
+from gitops_lab.paths import build_dir, cache_root, node_bin_dir
 
 __all__ = [
     "NODE_BINARIES",
     "NODE_IMAGE",
     "NODE_PACKAGES",
-    "NodeImageError",
-    "debian_mirror",
-    "debootstrap_rootfs",
-    "docker_import",
     "ensure_node_image",
-    "image_label",
     "node_binaries",
 ]
 
@@ -67,7 +67,6 @@ NODE_IMAGE = f"gitops-lab/node:{KUBERNETES_VERSION}"
 NODE_BINARIES = ("kubelet", "kubeadm", "kube-proxy")
 PAUSE_TAGS = ("3.10.1", "3.10")
 ETCD_IMAGE_TAG = "3.6.6-0"  # what kubeadm v1.35 names; the lab's etcd build runs in it
-INPUTS_LABEL = "io.gitops-lab.inputs"
 NODE_PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "conntrack", "iptables", "nftables", "iproute2",
     "ethtool", "util-linux", "mount", "kmod", "libseccomp2", "pigz", "bash",
@@ -87,141 +86,31 @@ CNI_CONFLIST = {
 }
 
 
-class NodeImageError(BinaryError):
-    """A piece of the node image is missing or failed to build; the message names it."""
-
-
-def _run(cmd: list[str], what: str, *, cwd: Path | None = None, input: bytes | None = None,
-         env: dict[str, str] | None = None) -> str:
-    try:
-        out = subprocess.run(cmd, cwd=cwd, input=input, capture_output=True, env=env, check=False)
-    except FileNotFoundError as exc:
-        raise NodeImageError(f"{what}: {cmd[0]} is not installed; hint: {_hint(cmd[0])}") from exc
-    if out.returncode != 0:
-        tail = out.stderr.decode(errors="replace").strip().splitlines()[-12:]
-        raise NodeImageError(f"{what} failed (exit {out.returncode}):\n" + "\n".join(tail))
-    return out.stdout.decode(errors="replace")
-
-
-def _hint(tool: str) -> str:
-    return {
-        "debootstrap": "apt-get install debootstrap",
-        "docker": "apt-get install docker.io, then `gitops-lab docker start`",
-        "containerd": "apt-get install containerd (Debian's docker.io brings it)",
-        "ctr": "apt-get install containerd",
-        "chroot": "coreutils provides chroot",
-    }.get(tool, f"install {tool}")
-
-
 def _timed(progress: Progress, label: str, started: float) -> None:
     progress(f"  ✓ {label} in {time.monotonic() - started:.0f} s")
 
 
 def node_binaries(progress: Progress) -> Path:
     """kubelet, kubeadm and kube-proxy of the pinned release (cold: ~2–5 min on 2 cores)."""
-    out = cache_root() / f"k8s-{KUBERNETES_VERSION}" / "node-bin"
+    out = node_bin_dir()
     out.mkdir(parents=True, exist_ok=True)
     if _missing_in(out, NODE_BINARIES):
         _build_kubernetes(out, progress, NODE_BINARIES)
     return out
 
 
-def debian_mirror(sources: Path = Path("/etc/apt")) -> str:
-    """The Debian archive this machine's apt uses (deb822 or one-line sources)."""
-    candidates: list[Path] = []
-    if (sources / "sources.list").exists():
-        candidates.append(sources / "sources.list")
-    candidates += sorted((sources / "sources.list.d").glob("*.sources"))
-    candidates += sorted((sources / "sources.list.d").glob("*.list"))
-    for path in candidates:
-        text = path.read_text(errors="replace")
-        for uri in re.findall(r"^URIs:\s*(\S+)", text, re.M) + re.findall(
-                r"^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+\S+", text, re.M):
-            if uri.rstrip("/").endswith("/debian"):
-                return str(uri)
-    raise NodeImageError(
-        "no Debian archive found in /etc/apt/sources.list(.d); hint: the node image is built "
-        "from Debian bookworm packages, so this machine's apt must reach a Debian mirror"
-    )
-
-
-def debootstrap_rootfs(target: Path, packages: tuple[str, ...], progress: Progress,
-                       label: str) -> Path:
-    """A Debian bookworm minbase root filesystem with PACKAGES, cached by package list."""
-    done = target / ".gitops-lab-complete"
-    if done.exists():
-        return target
-    if shutil.which("debootstrap") is None:
-        raise NodeImageError(f"{label}: debootstrap is not installed; hint: apt-get install debootstrap")
-    if target.exists():
-        shutil.rmtree(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    progress(f"debootstrap bookworm for the {label} ({len(packages)} packages; cold: ~2 min)")
-    # a heartbeat line every 30 s; the log is build.log beside the root filesystem
-    _run_step(["debootstrap", "--variant=minbase", "--include=" + ",".join(packages),
-               "bookworm", str(target), debian_mirror()],
-              target.parent, dict(os.environ), progress, f"debootstrap {label}")
-    for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
-        for item in (target / junk).glob("*"):
-            if item.is_file():
-                item.unlink()
-    done.write_text(" ".join(packages))
-    return target
-
-
 def _kind_base_files() -> Path:
     go = _go()
-    work = cache_root() / "build" / "kind-base"
+    work = build_dir("kind-base")
     work.mkdir(parents=True, exist_ok=True)
     env = _go_env(work)
     env["GOFLAGS"] = "-mod=mod"
-    out = _run([go, "mod", "download", "-json", f"sigs.k8s.io/kind@{KIND_VERSION}"],
-               f"go mod download sigs.k8s.io/kind@{KIND_VERSION}", cwd=work, env=env)
+    out = run_tool([go, "mod", "download", "-json", f"sigs.k8s.io/kind@{KIND_VERSION}"],
+                   f"go mod download sigs.k8s.io/kind@{KIND_VERSION}", cwd=work, env=env)
     files = Path(str(json.loads(out)["Dir"])) / "images" / "base" / "files"
     if not files.is_dir():
         raise NodeImageError(f"kind's base files are missing in the kind module: {files}")
     return files
-
-
-def image_label(image: str, label: str) -> str | None:
-    out = subprocess.run(["docker", "image", "inspect", image, "--format",
-                          "{{json .Config.Labels}}"], capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        return None
-    labels = json.loads(out.stdout or "null") or {}
-    value = labels.get(label)
-    return str(value) if value is not None else None
-
-
-def _scratch_image(tag: str, files: dict[str, Path], entrypoint: list[str] | None,
-                   extra: str = "") -> None:
-    """`docker build` FROM scratch with FILES (path in image -> host file)."""
-    with tempfile.TemporaryDirectory(prefix="gitops-lab-img-") as tmp:
-        ctx = Path(tmp)
-        lines = ["FROM scratch"]
-        for index, (dest, src) in enumerate(files.items()):
-            name = f"f{index}"
-            if src.is_dir():
-                shutil.copytree(src, ctx / name, symlinks=True)
-            else:
-                shutil.copy2(src, ctx / name)
-            lines.append(f"COPY {name} {dest}")
-        lines.append("ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-        if entrypoint:
-            lines.append(f"ENTRYPOINT {json.dumps(entrypoint)}")
-        if extra:
-            lines.append(extra)
-        (ctx / "Dockerfile").write_text("\n".join(lines) + "\n")
-        _run(["docker", "build", "-q", "-t", tag, str(ctx)], f"docker build {tag}",
-             env=_docker_env())
-
-
-def _docker_env() -> dict[str, str]:
-    import os
-
-    env = dict(os.environ)
-    env["DOCKER_BUILDKIT"] = "0"  # the classic builder: FROM scratch needs nothing pulled
-    return env
 
 
 def _stage_kube_proxy(rootfs: Path, kube_proxy: Path, stage: Path) -> None:
@@ -268,24 +157,24 @@ def _component_images(rootfs: Path, node_bin: Path, cp_bin: Path, coredns: Path,
     kv = KUBERNETES_VERSION
     tags: list[str] = []
     for tag in PAUSE_TAGS:
-        _scratch_image(f"registry.k8s.io/pause:{tag}", {"/pause": pause}, ["/pause"])
+        scratch_image(f"registry.k8s.io/pause:{tag}", {"/pause": pause}, ["/pause"])
         tags.append(f"registry.k8s.io/pause:{tag}")
     for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
         tag = f"registry.k8s.io/{name}:{kv}"
-        _scratch_image(tag, {f"/usr/local/bin/{name}": cp_bin / name}, None)
+        scratch_image(tag, {f"/usr/local/bin/{name}": cp_bin / name}, None)
         tags.append(tag)
-    _scratch_image(f"registry.k8s.io/etcd:{ETCD_IMAGE_TAG}", {"/usr/local/bin/etcd": cp_bin / "etcd"},
-                   None)
+    scratch_image(f"registry.k8s.io/etcd:{ETCD_IMAGE_TAG}", {"/usr/local/bin/etcd": cp_bin / "etcd"},
+                  None)
     tags.append(f"registry.k8s.io/etcd:{ETCD_IMAGE_TAG}")
-    _scratch_image(f"registry.k8s.io/coredns/coredns:{COREDNS_VERSION}", {"/coredns": coredns},
-                   ["/coredns"])
+    scratch_image(f"registry.k8s.io/coredns/coredns:{COREDNS_VERSION}", {"/coredns": coredns},
+                  ["/coredns"])
     tags.append(f"registry.k8s.io/coredns/coredns:{COREDNS_VERSION}")
     stage = work / "kube-proxy-stage"
     _stage_kube_proxy(rootfs, node_bin / "kube-proxy", stage)
-    _scratch_image(f"registry.k8s.io/kube-proxy:{kv}", {"/": stage}, None)
+    scratch_image(f"registry.k8s.io/kube-proxy:{kv}", {"/": stage}, None)
     tags.append(f"registry.k8s.io/kube-proxy:{kv}")
     archive = work / "preload.tar"
-    _run(["docker", "save", "-o", str(archive), *tags], "docker save of the component images")
+    run_tool(["docker", "save", "-o", str(archive), *tags], "docker save of the component images")
     _timed(progress, f"{len(tags)} component images", started)
     return archive, tags
 
@@ -295,7 +184,7 @@ def _preload(archive: Path, containerd_root: Path, work: Path) -> None:
     /var/lib/containerd) with a throw-away containerd on the host, pinned like kind's."""
     if shutil.which("containerd") is None or shutil.which("ctr") is None:
         raise NodeImageError("containerd is needed to preload the node's images; hint: "
-                             + _hint("containerd"))
+                             + tool_hint("containerd"))
     state = Path(tempfile.mkdtemp(prefix="gitops-lab-ctrd-"))
     sock = state / "containerd.sock"
     config = state / "config.toml"
@@ -404,7 +293,7 @@ ctr oci spec \
   | jq ".hooks.createContainer[.hooks.createContainer | length] |= . + $hook" \
   | jq 'del(.process.rlimits)' > /etc/containerd/cri-base.json
 """
-    _run(["chroot", str(root), "/bin/bash", "-c", script], "preparing the node's systemd")
+    run_tool(["chroot", str(root), "/bin/bash", "-c", script], "preparing the node's systemd")
     for name in ("kubelet", "kubeadm"):
         _install(node_bin / name, root / "usr/bin" / name, 0o755)
     _install(cp_bin / "kubectl", root / "usr/bin/kubectl", 0o755)
@@ -420,42 +309,13 @@ ctr oci spec \
     (root / "etc/machine-id").write_text("")
 
 
-def docker_import(root: Path, image: str, changes: list[str], labels: dict[str, str],
-                  stopsignal: str | None = None) -> None:
-    """`tar | docker import` ROOT as IMAGE. docker 20.10's import cannot set STOPSIGNAL or
-    labels, so a metadata-only classic build on top adds them."""
-    raw = f"{image}-raw"
-    tar = subprocess.Popen(
-        ["tar", "-C", str(root), "--numeric-owner", "--exclude=./proc/*", "--exclude=./sys/*",
-         "--exclude=./dev/*", "--exclude=./.gitops-lab-complete",
-         # documentation nobody reads in a container: ~100 MB less to load into every node
-         "--exclude=./usr/share/doc/*", "--exclude=./usr/share/man/*",
-         "--exclude=./usr/share/info/*", "--exclude=./usr/share/locale/*",
-         "-cf", "-", "."],
-        stdout=subprocess.PIPE)
-    cmd = ["docker", "import"]
-    for change in changes:
-        cmd += ["--change", change]
-    imported = subprocess.run([*cmd, "-", raw], stdin=tar.stdout, capture_output=True, check=False)
-    assert tar.stdout is not None
-    tar.stdout.close()
-    tar.wait()
-    if imported.returncode != 0 or tar.returncode != 0:
-        raise NodeImageError(f"docker import of {image} failed: "
-                             + imported.stderr.decode(errors="replace").strip()[-800:])
-    lines = [f"FROM {raw}"]
-    if stopsignal:
-        lines.append(f"STOPSIGNAL {stopsignal}")
-    lines += [f"LABEL {key}={json.dumps(value)}" for key, value in labels.items()]
-    _run(["docker", "build", "-q", "-t", image, "-"], f"labelling {image}",
-         input=("\n".join(lines) + "\n").encode(), env=_docker_env())
-    subprocess.run(["docker", "rmi", raw], capture_output=True, check=False)
-
-
 def _inputs_hash(nosysres: bool) -> str:
     parts = [KUBERNETES_VERSION, KIND_VERSION, COREDNS_VERSION, ETCD_IMAGE_TAG, *PAUSE_TAGS,
              *NODE_PACKAGES, json.dumps(CNI_CONFLIST, sort_keys=True), str(nosysres),
-             Path(__file__).read_text(), runc_wrapper_script()]
+             runc_wrapper_script()]
+    # the build code itself: this file and the image tools it builds with
+    parts += [Path(__file__).with_name(name).read_text() for name in ("nodeimage.py",
+                                                                      "imagebuild.py")]
     for app in ("coredns", "pause"):
         parts.append((Path(__file__).parent.parent / "goapps" / app / "main.go").read_text())
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
@@ -491,7 +351,7 @@ def ensure_node_image(progress: Progress | None = None, image: str = NODE_IMAGE)
     root = work / "node-root"
     if root.exists():
         shutil.rmtree(root)
-    _run(["cp", "-a", "--reflink=auto", str(rootfs), str(root)], "copying the node rootfs")
+    run_tool(["cp", "-a", "--reflink=auto", str(rootfs), str(root)], "copying the node rootfs")
     _assemble(root, kind_files, node_bin, cp_bin, nosysres)
     containerd_root = root / "var/lib/containerd"
     if containerd_root.exists():

@@ -49,8 +49,8 @@ def _docker(*args: str, input: str | None = None) -> subprocess.CompletedProcess
 
 def registry_image() -> str:
     """Debian's Distribution binary on the lab's bookworm base image (built here)."""
+    from gitops_lab.cluster.imagebuild import INPUTS_LABEL, image_label
     from gitops_lab.cluster.labimages import base_image
-    from gitops_lab.cluster.nodeimage import INPUTS_LABEL, image_label
 
     binary = Path(registry_binary())
     base = base_image()

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from gitops_lab.cluster.binaries import cache_root
+from gitops_lab.paths import registry_dir
 
 __all__ = ["DEFAULT_PORT", "LabRegistry", "RegistryServerError", "registry_binary"]
 
@@ -93,7 +93,7 @@ class LabRegistry:
 
     def __init__(self, name: str = "gitops-lab", root: Path | None = None) -> None:
         self.name = name
-        self.root = Path(root) if root is not None else cache_root() / "registry" / name
+        self.root = Path(root) if root is not None else registry_dir(name)
         self.state_file = self.root / "state.json"
         self.config_file = self.root / "config.yml"
         self.log_file = self.root / "registry.log"

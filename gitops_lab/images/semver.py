@@ -21,7 +21,6 @@ _PARTIAL = re.compile(
     r"^v?(?P<major>\d+|[xX*])(?:\.(?P<minor>\d+|[xX*]))?(?:\.(?P<patch>\d+|[xX*]))?"
     r"(?:-(?P<pre>[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+[0-9A-Za-z.-]+)?$"
 )
-_OPS = ("<=", ">=", "!=", "=<", "=>", "<", ">", "=", "^", "~>", "~")
 
 
 class RangeError(ValueError):

@@ -24,8 +24,8 @@ NAMESPACE = "gitops-lab"
 def _image(cluster: KindCluster, say: Progress, *, base: bool = False) -> tuple[str, str]:
     """The agent image (or its base: python3 + git, for the Git server) loaded into the node,
     with its inputs hash (a new build rolls the pods that use it)."""
+    from gitops_lab.cluster.imagebuild import INPUTS_LABEL, image_label
     from gitops_lab.cluster.labimages import agent_image, base_image
-    from gitops_lab.cluster.nodeimage import INPUTS_LABEL, image_label
 
     image = base_image(say) if base else agent_image(say)
     cluster.load_images([image], say)

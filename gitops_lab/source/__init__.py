@@ -4,24 +4,15 @@ Sits between api/ and engine/: the engine asks here for "the objects at this rev
 
 from gitops_lab.source.errors import RenderError, SourceError
 from gitops_lab.source.git import CommitInfo, RepoCache
-from gitops_lab.source.gitserver import GitServer, GitServerError, WorkingCopy
-from gitops_lab.source.render import (
-    Manifest,
-    find_kubectl,
-    parse_manifests,
-    render,
-    render_revision,
-)
+from gitops_lab.source.manifests import Manifest, parse_manifests
+from gitops_lab.source.render import find_kubectl, render, render_revision
 
 __all__ = [
     "CommitInfo",
-    "GitServer",
-    "GitServerError",
     "Manifest",
     "RenderError",
     "RepoCache",
     "SourceError",
-    "WorkingCopy",
     "find_kubectl",
     "parse_manifests",
     "render",

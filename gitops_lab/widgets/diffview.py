@@ -4,7 +4,6 @@ Renders engine/sync.py's ReconcileResult.diffs; `for_app` runs a compare-only re
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -12,6 +11,7 @@ from typing import Any, Protocol
 import ipywidgets as w
 
 from gitops_lab.kube import Kube
+from gitops_lab.paths import cache_root as _cache_root
 from gitops_lab.widgets._live import AppsLike
 from gitops_lab.widgets._style import esc
 
@@ -60,15 +60,6 @@ def diff_html(text: str) -> str:
         lines.append(f'<div class="{cls}" style="{style};white-space:pre">{esc(line) or " "}</div>')
     return ('<div class="gitops-diff" style="font-family:var(--jp-code-font-family,monospace);'
             f'font-size:12px;overflow-x:auto">{"".join(lines)}</div>')
-
-
-def _cache_root() -> Path:
-    """Same rule as gitops_lab.cluster.binaries.cache_root (widgets never import cluster/)."""
-    env = os.environ.get("GITOPS_LAB_CACHE")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "gitops-lab"
 
 
 class DiffView(w.VBox):  # type: ignore[misc]

@@ -12,7 +12,7 @@ from typing import Any
 
 from gitops_lab.apps import Apps, application
 from gitops_lab.kube import Kube
-from gitops_lab.source import GitServer, WorkingCopy
+from gitops_lab.labgit import GitServer, WorkingCopy
 
 
 class AlertReceiver:

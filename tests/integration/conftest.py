@@ -17,7 +17,7 @@ from gitops_lab.agent import Agent, AgentOptions
 from gitops_lab.apps import Apps
 from gitops_lab.install import agent_token, install
 from gitops_lab.kube import Kube, KubeError
-from gitops_lab.source import GitServer
+from gitops_lab.labgit import GitServer
 
 
 @pytest.fixture(scope="session")

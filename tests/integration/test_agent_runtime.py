@@ -23,7 +23,7 @@ from agent_helpers import st
 from gitops_lab.agent import Agent, AgentOptions
 from gitops_lab.apps import Apps, application
 from gitops_lab.kube import Kube
-from gitops_lab.source import GitServer, WorkingCopy
+from gitops_lab.labgit import GitServer, WorkingCopy
 
 pytestmark = pytest.mark.cluster
 

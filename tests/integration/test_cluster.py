@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gitops_lab.cluster import LocalCluster, bin_dir
+from gitops_lab.cluster import LocalCluster
+from gitops_lab.paths import bin_dir
 from gitops_lab.testing import LabCluster, preserve_current_cluster
 
 pytestmark = pytest.mark.cluster

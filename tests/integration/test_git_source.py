@@ -14,16 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from gitops_lab.source import (
-    GitServer,
-    RenderError,
-    RepoCache,
-    SourceError,
-    WorkingCopy,
-    find_kubectl,
-    render,
-    render_revision,
-)
+from gitops_lab.labgit import GitServer, WorkingCopy
+from gitops_lab.source import RenderError, RepoCache, SourceError, find_kubectl, render, render_revision
 
 CM = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  v: '{v}'\n"
 _names = itertools.count()

@@ -19,7 +19,7 @@ from agent_helpers import AlertReceiver, LabApp, conditions, st
 from gitops_lab.agent import Agent
 from gitops_lab.apps import Apps, application
 from gitops_lab.kube import Kube, KubeError
-from gitops_lab.source import GitServer
+from gitops_lab.labgit import GitServer
 
 pytestmark = pytest.mark.cluster
 

@@ -29,7 +29,7 @@ from gitops_lab.agent.server import MAX_BODY
 from gitops_lab.apps import Apps, application
 from gitops_lab.install import agent_token_source, cluster_role_name, install
 from gitops_lab.kube import Kube, KubeError
-from gitops_lab.source import GitServer
+from gitops_lab.labgit import GitServer
 from gitops_lab.widgets import DiffView
 
 pytestmark = pytest.mark.cluster

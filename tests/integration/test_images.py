@@ -28,7 +28,8 @@ from gitops_lab.images.oci import build_image, ci_build, push_image
 from gitops_lab.images.registry import RegistryClient
 from gitops_lab.images.registry_server import LabRegistry
 from gitops_lab.kube import Kube, KubeError
-from gitops_lab.source import RepoCache, WorkingCopy
+from gitops_lab.labgit import WorkingCopy
+from gitops_lab.source import RepoCache
 from gitops_lab.widgets.images import ImageTimeline
 
 pytestmark = pytest.mark.cluster

@@ -15,7 +15,7 @@ import pytest
 
 from gitops_lab.agent import Agent
 from gitops_lab.lab import Lab, LabError
-from gitops_lab.source import GitServer
+from gitops_lab.labgit import GitServer
 
 pytestmark = pytest.mark.cluster
 

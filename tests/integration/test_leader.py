@@ -28,7 +28,7 @@ from gitops_lab.agent import Agent, AgentOptions
 from gitops_lab.agent.leader import LEASE_INFO
 from gitops_lab.apps import Apps, application
 from gitops_lab.kube import Kube, KubeError
-from gitops_lab.source import GitServer, WorkingCopy
+from gitops_lab.labgit import GitServer, WorkingCopy
 
 pytestmark = pytest.mark.cluster
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -31,7 +31,7 @@ from gitops_lab.images.policy import DEFAULT_AUTHOR
 from gitops_lab.images.registry import RegistryClient
 from gitops_lab.images.registry_server import LabRegistry
 from gitops_lab.kube import Kube
-from gitops_lab.source import GitServer
+from gitops_lab.labgit import GitServer
 
 pytestmark = pytest.mark.cluster
 

@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 
-from gitops_lab.cluster.binaries import cache_root
 from gitops_lab.cluster.docker import HOST_SYSCTLS, docker_available
 from gitops_lab.cluster.kind import KindCluster
 from gitops_lab.lab import Lab
+from gitops_lab.paths import cache_root
 
 NAME = "gitops-lab-kind-test"
 pytestmark = [pytest.mark.kind, pytest.mark.timeout(900)]

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from gitops_lab.cluster.binaries import cache_root
 from gitops_lab.cluster.docker import docker_available
 from gitops_lab.lab import teardown
+from gitops_lab.paths import cache_root
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from gitops_lab import cli
-from gitops_lab.cluster import bin_dir
+from gitops_lab import cli, doctor
+from gitops_lab.cluster import ExistingCluster, records
 from gitops_lab.cluster.base import write_current
+from gitops_lab.paths import bin_dir
 
 
 @pytest.fixture(autouse=True)
@@ -144,13 +145,13 @@ def test_provider_is_remembered_per_name(cache: Path) -> None:
     (state / "b").mkdir()
     (state / "b" / "kind-config.yaml").write_text("kind: Cluster\n")
     (state / "c").mkdir()
-    (state / "c" / cli.PROVIDER_MARKER).write_text('{"provider": "existing"}')
+    (state / "c" / records.PROVIDER_MARKER).write_text('{"provider": "existing"}')
     (state / "d").mkdir()  # a partial local state dir: `up` killed early
-    assert cli.recorded_provider("a") == "local"
-    assert cli.recorded_provider("b") == "kind"
-    assert cli.recorded_provider("c") == "existing"
-    assert cli.recorded_provider("d") == "local"
-    assert cli.recorded_provider("e") is None
+    assert records.recorded_provider("a") == "local"
+    assert records.recorded_provider("b") == "kind"
+    assert records.recorded_provider("c") == "existing"
+    assert records.recorded_provider("d") == "local"
+    assert records.recorded_provider("e") is None
 
 
 def test_up_refuses_a_second_provider_for_one_name(
@@ -224,8 +225,8 @@ def test_doctor_lists_every_tool_and_how_to_get_what_is_missing(
                   "docker-registry", "skopeo"):
         assert label in out
     assert "make setup" in out  # how to get the missing binaries
-    checks = cli.doctor_checks()
-    if cli.lab_can_run(checks):  # Go is here: the binaries can be built on first `up`
+    checks = doctor.doctor_checks()
+    if doctor.lab_can_run(checks):  # Go is here: the binaries can be built on first `up`
         assert code == 0
         assert "binaries will be built" in out
     else:
@@ -240,3 +241,42 @@ def test_python_dash_m_runs_the_cli() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "gitops-lab" in out.stdout
+
+
+def test_down_of_an_existing_cluster_forgets_it_and_its_current_record(
+    cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`existing` is never stopped, only forgotten: its record goes, and so does the current
+    cluster when it was this one; another name's current record stays."""
+    kubeconfig = cache.parent / "elsewhere.yaml"
+    kubeconfig.write_text("")
+    records.record("ext", ExistingCluster("ext", kubeconfig))
+    assert records.open_cluster("ext", "existing").kubeconfig() == kubeconfig
+    write_current("other", "local", kubeconfig)
+    code, _, err = run(capsys, "cluster", "down", "--name", "ext")
+    assert code == 0 and "cluster 'ext' (existing) is down" in err
+    assert records.recorded_provider("ext") is None
+    assert kubeconfig.exists()  # not ours: never touched
+    assert records.current_name() == "other"
+    records.record("ext", ExistingCluster("ext", kubeconfig))
+    write_current("ext", "existing", kubeconfig)
+    assert records.take_down("ext") is not None
+    assert records.current_name() == records.DEFAULT_NAME
+    assert records.take_down("ext") is None  # idempotent: nothing left to stop
+
+
+def test_lab_teardown_takes_the_cluster_down_and_forgets_the_lab(cache: Path) -> None:
+    from gitops_lab.lab import teardown
+    from gitops_lab.paths import lab_state_dir
+
+    kubeconfig = cache.parent / "kubeconfig.yaml"
+    kubeconfig.write_text("")
+    records.record("gone", ExistingCluster("gone", kubeconfig))
+    write_current("gone", "existing", kubeconfig)
+    (lab_state_dir("gone") / "git").mkdir(parents=True)
+    teardown("gone")
+    assert records.recorded_provider("gone") is None
+    assert records.current_name() == records.DEFAULT_NAME
+    assert not lab_state_dir("gone").exists()
+    assert kubeconfig.exists()
+    teardown("gone")  # idempotent

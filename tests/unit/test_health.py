@@ -149,3 +149,32 @@ def test_worst_health_of_assessed_objects() -> None:
     assert worst_health(app[:2]).status == HealthStatus.PROGRESSING
     assert worst_health([app[0], app[3]]).status == HealthStatus.SUSPENDED
     assert worst_health([]) == Health(HealthStatus.HEALTHY)
+
+
+def _hpa(api_version: str, conditions: list[dict[str, str]]) -> dict[str, Any]:
+    return {"apiVersion": api_version, "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "web"}, "status": {"conditions": conditions}}
+
+
+ABLE = {"type": "AbleToScale", "status": "True", "reason": "ReadyForNewScale", "message": "able"}
+FAILING = {"type": "ScalingActive", "status": "False", "reason": "FailedGetResourceMetric",
+           "message": "no metrics"}
+
+
+@pytest.mark.parametrize(("conditions", "status", "message"), [
+    ([ABLE, FAILING], HealthStatus.HEALTHY, "able"),     # the first decisive condition wins
+    ([FAILING, ABLE], HealthStatus.DEGRADED, "no metrics"),
+    ([{**FAILING, "status": "True"}], HealthStatus.DEGRADED, "no metrics"),  # status not read
+    ([{**ABLE, "status": "False"}], HealthStatus.PROGRESSING, "Waiting to Autoscale"),
+    ([], HealthStatus.PROGRESSING, "Waiting to Autoscale"),
+])
+def test_hpa_conditions_are_read_in_order(conditions: list[dict[str, str]],
+                                          status: HealthStatus, message: str) -> None:
+    for version in ("autoscaling/v2", "autoscaling/v2beta1", "autoscaling/v2beta2"):
+        assert assess_health(_hpa(version, conditions)) == Health(status, message)
+
+
+def test_hpa_of_an_unknown_version_is_unknown() -> None:
+    health = assess_health(_hpa("autoscaling/v3", [ABLE]))
+    assert health.status == HealthStatus.UNKNOWN
+    assert "unsupported HPA version 'autoscaling/v3'" in health.message

@@ -14,8 +14,8 @@ import pytest
 
 from gitops_lab.cluster.binaries import BinaryError, offline_goproxy
 from gitops_lab.cluster.docker import lacks_sys_resource, runc_wrapper_script
+from gitops_lab.cluster.imagebuild import NodeImageError, debian_mirror
 from gitops_lab.cluster.kind import KindCluster, local_only_corefile
-from gitops_lab.cluster.nodeimage import NodeImageError, debian_mirror
 from gitops_lab.install import manifests
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from gitops_lab.api.types import ResourceKey
 from gitops_lab.source import Manifest, RenderError, find_kubectl, parse_manifests, render
-from gitops_lab.source.render import MAX_ALIAS_EXPANSION
+from gitops_lab.source.manifests import MAX_ALIAS_EXPANSION
 
 
 def cm(name: str, namespace: str | None = None, **data: str) -> str:
