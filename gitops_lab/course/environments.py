@@ -286,28 +286,20 @@ def greeting_at(lab: Lab, env: str, rev: str) -> str | None:
     return summary(rendered(lab, env, rev)).get("GREETING")
 
 
-def promotion_merge(lab: Lab, value: str, *, depth: int = 20) -> str | None:
-    """The merge commit on main's first-parent line that made production's GREETING `value`
-    (its first parent had another), or None."""
+def promotion_commit(lab: Lab, value: str, *, depth: int = 50) -> tuple[str, bool] | None:
+    """The commit on main's first-parent line that gave production's GREETING `value` (the
+    oldest of the run of commits, back from the head, where it has that value), and whether it
+    is a merge; None if the head's production does not have it."""
     repo = _repo(lab)
-    merges = repo.git.rev_list("--first-parent", "--merges", f"-n{depth}",
-                               "origin/main").split()
-    for sha in merges:
-        if greeting_at(lab, "production", sha) == value \
-                and greeting_at(lab, "production", f"{sha}^1") != value:
-            return str(sha)
-    return None
-
-
-def direct_commit(lab: Lab, value: str, *, depth: int = 20) -> str | None:
-    """A non-merge commit on main's first-parent line that set production's GREETING."""
-    repo = _repo(lab)
-    for sha in repo.git.rev_list("--first-parent", "--no-merges", f"-n{depth}", "origin/main",
-                                 "--", overlay("production")).split():
-        if greeting_at(lab, "production", sha) == value \
-                and greeting_at(lab, "production", f"{sha}^1") != value:
-            return str(sha)
-    return None
+    found = None
+    for sha in repo.git.rev_list("--first-parent", f"-n{depth}", "origin/main").split():
+        if greeting_at(lab, "production", sha) != value:
+            break
+        found = str(sha)
+    if found is None:
+        return None
+    parents = repo.git.rev_list("--parents", "-n1", found).split()[1:]
+    return found, len(parents) > 1
 
 
 def _where_is_the_learner(lab: Lab) -> Verdict:
@@ -345,13 +337,14 @@ def check_promote(lab: Lab) -> Verdict:
                        "teammate's change to staging)")
     if production != staging:
         return _where_is_the_learner(lab)
-    merge = promotion_merge(lab, staging)
-    if merge is None:
-        direct = direct_commit(lab, staging)
-        where = f" ({direct[:7]})" if direct else ""
-        return not_yet(f"production has staging's GREETING, but by a commit straight on "
-                       f"main{where}, not by merging a reviewed branch: git revert it, push, "
-                       "and promote again on a branch merged with git merge --no-ff")
+    found = promotion_commit(lab, staging)
+    if found is None or not found[1]:
+        where = f" ({found[0][:7]})" if found else ""
+        return not_yet(f"production has staging's GREETING, but by a commit that is no merge"
+                       f"{where} — one straight on main, or a fast-forward merge — so no "
+                       "reviewed branch shows in main's history: git revert it, push, and "
+                       "promote again on a branch merged with git merge --no-ff")
+    merge = found[0]
     head = str(repo.git.rev_parse("origin/main"))
     status = lab.app(app_name("production")).get("status") or {}
     sync = status.get("sync") or {}

@@ -221,14 +221,18 @@ def verdict_for(allowed: dict[tuple[str, str], bool], forbidden: dict[str, bool]
     if not sa_exists:
         return not_yet(f"there is no ServiceAccount {CI_SA} in {PUSH_NS} yet: run the cell "
                        "above (it applies ci-deployer.yaml)")
-    missing = [f"{verb} {res}" for (verb, res), ok in allowed.items() if not ok]
+    lacking: dict[str, list[str]] = {}
+    for (verb, res), ok in allowed.items():
+        if not ok:
+            lacking.setdefault(res, []).append(verb)
+    missing = [f"{res} ({', '.join(verbs)})" for res, verbs in lacking.items()]
     too_much = [label for label, ok in forbidden.items() if ok]
     if too_much:
         return not_yet(f"{CI_SA} may {', '.join(too_much)} — more than a deploy needs; narrow "
                        "the Role's resources (and keep it a Role in guestbook-push, not a "
                        "ClusterRole)")
     if missing:
-        return not_yet(f"{CI_SA} may not yet {', '.join(missing)} in {PUSH_NS}: give the Role "
+        return not_yet(f"in {PUSH_NS}, {CI_SA} may not yet use {'; '.join(missing)}: give the Role "
                        "a rule per API group — apiGroups [\"apps\"] for deployments, [\"\"] for "
                        "configmaps and services — with verbs get, list, create, patch, update")
     return done(f"{CI_SA} may deploy the guestbook into {PUSH_NS} and nothing else asked: no "

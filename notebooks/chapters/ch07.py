@@ -372,7 +372,8 @@ CELLS = [
     md("The updater's commit, and what the policy saw (every tag) and chose:"),
     live("""
     !git -C {lab.workcopy.path} log --format='%h %an: %s' -3
-    print("the policy's latest tag:", status().get("latestTag"), "· the Deployment runs", deployment_image())
+    chosen = [(p.get("status") or {}).get("latestTag") for p in lab.image_policies() if p["metadata"]["name"] == "guestbook"]
+    print("the policy's latest tag:", chosen[0] if chosen else "(no policy yet)", "· the Deployment runs", deployment_image())
     """),
     md("""
     ## 8. Clean up
@@ -383,7 +384,7 @@ CELLS = [
     soon as the policy appears.
     """),
     live("""
-    lab.kubectl("-n", "gitops-lab", "delete", "imagepolicy", "guestbook")
+    lab.kubectl("-n", "gitops-lab", "delete", "imagepolicy", "guestbook", "--ignore-not-found")
     app = lab.reset_sample()
     print("the Deployment runs", deployment_image())
     """),

@@ -41,7 +41,7 @@ def _forbidden(**may: bool) -> dict[str, bool]:
 def test_the_push_credential_verdict() -> None:
     assert "no ServiceAccount" in push.verdict_for(_allowed(True), _forbidden(), False).message
     empty = push.verdict_for(_allowed(False), _forbidden(), True)
-    assert not empty.ok and "may not yet get deployments.apps" in empty.message
+    assert not empty.ok and "may not yet use deployments.apps (get, create, patch)" in empty.message
     greedy = push.verdict_for(_allowed(True), _forbidden(**{"read Secrets in payments": True}),
                               True)
     assert not greedy.ok and "read Secrets in payments" in greedy.message
