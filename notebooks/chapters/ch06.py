@@ -11,7 +11,8 @@ CELLS = [
 
     In the pull model the credentials that change the cluster belong to the agent. So the
     security question is precise: *what exactly may the agent do?* Kubernetes answers it for
-    any identity with `kubectl auth can-i`.
+    any identity with `kubectl auth can-i`. Then a push pipeline runs beside it, live: where
+    its credential lives, and what it can reach that the agent cannot.
     """),
     code(CONNECT),
     live("""
