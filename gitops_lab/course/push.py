@@ -8,6 +8,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -159,6 +160,12 @@ def pipeline(lab: Lab) -> PushPipeline:
     _write_private(store, Path(lab.kubeconfig).read_text())
     kubectl = _kubectl_exe()
     admin = Path(lab.kubeconfig)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and any(  # an earlier run's cleanup still under way
+            _kubectl(kubectl, admin, "get", "namespace", ns, "--ignore-not-found", "-o",
+                     "jsonpath={.status.phase}").stdout == "Terminating"
+            for ns in (PUSH_NS, OTHER_NS)):
+        time.sleep(1)
     if _kubectl(kubectl, admin, "get", "namespace", OTHER_NS).returncode != 0:
         _kubectl(kubectl, admin, "create", "namespace", OTHER_NS)
     if _kubectl(kubectl, admin, "-n", OTHER_NS, "get", "secret", OTHER_SECRET).returncode != 0:
