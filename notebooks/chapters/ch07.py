@@ -24,7 +24,10 @@ CELLS = [
     import json
     import urllib.request
 
+    from gitops_lab.course.ch07 import forget_tags
+
     registry = lab.registry  # host:port of the lab's registry (started on first use)
+    forget_tags(lab)  # the tags of section 7, if an earlier run pushed them
     print("the lab registry:", registry, "· provider:", lab.provider_kind, "· agent:", lab.agent_mode)
     """),
     md("""
@@ -309,14 +312,79 @@ CELLS = [
     assert entries["2.0.0"]["in_range"] is False and not entries["2.0.0"]["latest"]
     """),
     md("""
-    ## 7. Clean up
+    ## 7. ✏️ Your turn: a release you must not take
 
-    Delete the ImagePolicy (the updater stops writing to Git) and put the pristine sample back,
-    so the next chapter starts clean. The tags stay in the registry: run this chapter again and
-    the updater commits `1.1.0` as soon as the policy appears.
+    CI is about to push two releases: `1.1.1`, a bug fix, and `1.2.0`, whose release notes
+    say it needs a database migration your team has not done yet. (CI builds this `1.2.0`
+    broken on purpose: on kind its pods would never become Ready, as in chapter 05; on the
+    local provider kwok only fails tags ending in `-broken`, so there it would look healthy.
+    Either way the point is that it must never reach Git.) With the range `>=1.0.0 <2.0.0`
+    the updater would commit `1.2.0` at once — so first the policy goes (the updater stops
+    writing), then CI pushes both tags:
     """),
     live("""
     lab.kubectl("-n", "gitops-lab", "delete", "imagepolicy", "guestbook")
+    lab.ci_build("1.1.1")
+    lab.ci_build("1.2.0", broken=True)
+    print("tags in the registry:", ", ".join(registry_tags()))
+    !kubectl get imagepolicies -n gitops-lab
+    """),
+    md("""
+    Write the ImagePolicy `guestbook` again, with a **semver range that takes every `1.1.x`
+    patch** — `1.1.1` now, `1.1.2` when CI pushes it — **and never `1.2.0`** (nor `2.0.0`).
+    Keep `update.applicationRef`, so the updater commits what it chooses; the agent then rolls
+    it out. Ranges are written as in npm and Flux: `>=A.B.C <X.Y.Z`, `~A.B` (patches of A.B),
+    `^A.B.C` (no new major).
+
+    The cell below writes `imagepolicy.yaml` and applies it once `RANGE` is filled in. In a
+    terminal: write the same file, `kubectl apply -f imagepolicy.yaml`, then `kubectl get
+    imagepolicies -n gitops-lab` and `git log` in your clone.
+    """),
+    starter("""
+    RANGE = ""  # ✏️ a semver range: every 1.1.x patch, never 1.2.0
+
+    POLICY = f'''\\
+    apiVersion: gitopslab.io/v1alpha1
+    kind: ImagePolicy
+    metadata: {{name: guestbook, namespace: gitops-lab}}
+    spec:
+      image: {registry}/guestbook
+      interval: 10s
+      policy:
+        semver: {{range: "{RANGE}"}}
+      update:
+        applicationRef: {{name: guestbook}}
+    '''
+    path = lab.state_dir / "imagepolicy.yaml"
+    path.write_text(POLICY)
+    if RANGE:
+        print(POLICY)
+        !kubectl apply -f {path}
+    else:
+        print("fill in RANGE first, then run this cell again")
+    """),
+    solution("""
+    RANGE = ">=1.1.0 <1.2.0"  # or "~1.1"
+    path.write_text(POLICY.replace('range: ""', f'range: "{RANGE}"'))
+    !kubectl apply -f {path}
+    """),
+    task_check("07-range"),
+    md("The updater's commit, and what the policy saw (every tag) and chose:"),
+    live("""
+    !git -C {lab.workcopy.path} log --format='%h %an: %s' -3
+    chosen = [(p.get("status") or {}).get("latestTag") for p in lab.image_policies() if p["metadata"]["name"] == "guestbook"]
+    print("the policy's latest tag:", chosen[0] if chosen else "(no policy yet)", "· the Deployment runs", deployment_image())
+    """),
+    md("""
+    ## 8. Clean up
+
+    Delete the ImagePolicy (the updater stops writing to Git) and put the pristine sample back,
+    so the next chapter starts clean. The tags stay in the registry (but `1.1.1` and `1.2.0`,
+    which the catch-up cell removes): run this chapter again and the updater commits `1.1.0` as
+    soon as the policy appears.
+    """),
+    live("""
+    lab.kubectl("-n", "gitops-lab", "delete", "imagepolicy", "guestbook", "--ignore-not-found")
     app = lab.reset_sample()
     print("the Deployment runs", deployment_image())
     """),
@@ -327,6 +395,6 @@ CELLS = [
     assert deployment_image() == "gitops-lab/guestbook:1.0.0"
     assert app["status"]["sync"]["revision"] == lab.workcopy.head
     """),
-    md("Next: **99 · Cleanup** — when you are done."),
+    md("Next: **08 · Environments and promotion** — staging, production, and a release promoted by a reviewed merge."),
 ]
 
