@@ -60,7 +60,7 @@ def _kubectl(kubectl: str, kubeconfig: Path, *args: str) -> subprocess.Completed
 
 
 def _kubectl_exe() -> str:
-    from gitops_lab.cluster.binaries import bin_dir
+    from gitops_lab.paths import bin_dir
 
     exe = bin_dir() / "kubectl"
     return str(exe) if exe.exists() else "kubectl"

@@ -78,10 +78,12 @@ def _chip(entry: Mapping[str, Any]) -> str:
 class ImageTimeline(w.VBox):  # type: ignore[misc]
     """`ImageTimeline(kube, "guestbook")`: tags in the registry; which one the policy chose,
     which one Git holds, which one runs. `reload()` (or the button) reads them again;
-    `.entries`, `.in_git` and `.running` are there for tests."""
+    `.entries`, `.in_git` and `.running` are there for tests. `cluster`: the lab's cluster name
+    (default: the machine's current cluster), to reach its Git server from this machine."""
 
     def __init__(self, kube: Kube, name: str, namespace: str = "gitops-lab", *,
-                 repos: RepoCache | None = None, load: bool = True) -> None:
+                 repos: RepoCache | None = None, load: bool = True,
+                 cluster: str | None = None) -> None:
         self.kube = kube
         self.name = name
         self.namespace = namespace
@@ -91,7 +93,7 @@ class ImageTimeline(w.VBox):  # type: ignore[misc]
             # on kind the Application names the Git server inside the cluster: read it through
             # its NodePort from here
             repos = RepoCache(Path(tempfile.gettempdir()) / "gitops-lab-widget-repos",
-                              fetch_urls=host_git_urls())
+                              fetch_urls=host_git_urls(cluster))
         self.repos = repos
         self.entries: list[Obj] = []
         self.in_git: set[str] = set()

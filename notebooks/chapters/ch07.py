@@ -300,7 +300,7 @@ CELLS = [
     live("""
     from gitops_lab.widgets import ImageTimeline
 
-    timeline = ImageTimeline(lab.kube, "guestbook")
+    timeline = ImageTimeline(lab.kube, "guestbook", cluster=lab.provider.name)
     timeline
     """),
     md("**Self-check.** The policy, Git and the pods agree on `1.1.0`; `2.0.0` is there, out of range."),
