@@ -145,7 +145,7 @@ def show_page(html: str) -> Any:
     from IPython.display import HTML
 
     body = re.search(r"<body[^>]*>(.*)</body>", html, re.S)
-    return HTML('<div style="border:1px solid #d0d7de;border-radius:6px;padding:0 1em">'
+    return HTML('<div style="border:1px solid #d0d7de;border-radius:6px;padding:0 1em">'  # type: ignore[no-untyped-call]
                 f"{body.group(1) if body else html}</div>")
 
 
@@ -234,11 +234,12 @@ def judge_hello(app: Obj | None, elsewhere: list[str], repo_url: str,
         if cond.get("type") == "SharedResourceWarning":
             continue
         message = str(cond.get("message") or "")
-        tip = ""
         if "namespace" in message.lower() and \
                 "CreateNamespace=true" not in (policy.get("syncOptions") or []):
-            tip = " — add syncOptions: [CreateNamespace=true] so the agent creates it"
-        return not_yet(f"the agent reports {cond.get('type')}: {message}{tip}")
+            return not_yet(f"the agent reports {cond.get('type')}: {message} — add "
+                           "syncOptions: [CreateNamespace=true] so the agent creates it")
+        # the spec looks right: a condition here may pass (re-checked while we wait)
+        return pending(f"the agent reports {cond.get('type')}: {message}")
     sync = (status.get("sync") or {}).get("status")
     health = (status.get("health") or {}).get("status")
     if sync == "Synced" and health == "Healthy":

@@ -25,9 +25,10 @@ CELLS = [
     md("""
     ## 1. Kind where Docker answers, else the local control plane
 
-    A Kubernetes cluster is a **control plane** — etcd (the database), kube-apiserver (the only
-    door to it), kube-controller-manager (Deployments → ReplicaSets → Pods) and kube-scheduler
-    (which node runs a pod) — plus **nodes**, where a kubelet starts containers.
+    A Kubernetes cluster is a **[control plane](glossary.md#control-plane)** — etcd (the
+    database), kube-apiserver (the only door to it), kube-controller-manager (Deployments →
+    ReplicaSets → Pods) and kube-scheduler (which node runs a pod) — plus **nodes**, where a
+    [kubelet](glossary.md#kubelet) starts containers.
 
     `gitops-lab cluster up --provider auto` picks:
 
@@ -124,8 +125,8 @@ CELLS = [
     md("""
     ### ✏️ Your turn: a namespace of your own, and three pods in it
 
-    A **namespace** groups objects (and, with RBAC, who may touch them); a **label** is a
-    key=value tag that tools select by. With `kubectl`, as you would in a terminal:
+    A **[namespace](glossary.md#namespace)** groups objects (and, with RBAC, who may touch
+    them); a **[label](glossary.md#label)** is a key=value tag that tools select by. With `kubectl`, as you would in a terminal:
 
     1. create the namespace `playground` and give it the label `purpose=learning`;
     2. run `hello` there (`gitops-lab/guestbook:1.0.0` — only the course's images are on the
@@ -151,8 +152,8 @@ CELLS = [
     did. That is what the rest of the course replaces with Git. Tidy up:
     """),
     live("""
-    !kubectl delete namespace playground --wait=false
-    !kubectl delete deployment hello -n default
+    !kubectl delete namespace playground --ignore-not-found --wait=false
+    !kubectl delete deployment hello -n default --ignore-not-found
     """),
     md("Next: **02 · Config repo and agent** — where the desired state lives, and who applies it."),
 ]

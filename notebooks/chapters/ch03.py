@@ -323,9 +323,9 @@ CELLS = [
     Git, so the next chapters start from the guestbook alone.
     """),
     live("""
-    !kubectl delete application hello -n gitops-lab
+    !kubectl delete application hello -n gitops-lab --ignore-not-found
     !kubectl get deployment,configmap -n hello
-    !kubectl delete namespace hello
+    !kubectl delete namespace hello --ignore-not-found
     ch03.tidy_up(lab)  # no hello left anywhere, apps/hello out of Git
     """),
     md("Next: **04 · Drift and self-heal** — what happens when someone changes the cluster by hand."),
