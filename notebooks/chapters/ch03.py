@@ -313,7 +313,7 @@ CELLS = [
     md("""
     Common slips, and what the check says about them: the Application in another namespace
     (the agent never sees it), a path that is not in Git (the agent reports a
-    `ComparisonError` naming it), no `automated:` (the app stays OutOfSync until someone
+    `SourceError` naming it), no `automated:` (the app stays OutOfSync until someone
     syncs: `!gitops-lab app sync hello`, or add the policy and apply again).
 
     **Tidy up.** Delete the Application — and look: its objects are still there. An
