@@ -117,8 +117,9 @@ CELLS = [
     on the *local* provider, a minute or two on *kind*.
 
     The cluster is one of two kinds (chapter 01 looks at both): **kind**, a real cluster in
-    Docker where containers run, wherever a Docker daemon answers; else **local**, a real
-    control plane whose node is simulated by [kwok](glossary.md#kwok), so no container runs.
+    Docker where containers run (chosen wherever a Docker daemon answers); else **local**, a
+    real control plane whose node is simulated by [kwok](glossary.md#kwok), so no container
+    runs.
     The cell after it prints which one you have — and where the agent runs.
     """),
     code(CONNECT),

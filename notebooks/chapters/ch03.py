@@ -164,7 +164,7 @@ CELLS = [
     !kubectl rollout status deployment/guestbook-ui -n guestbook --timeout=30s
     dash
     """),
-    md("**Self-check.** The commit is live, and the cluster runs three ready replicas."),
+    md("**Self-check.** The commit is live, and the Deployment has three ready replicas."),
     check("""
     assert app["spec"]["syncPolicy"]["automated"]["prune"] is True
     assert app["status"]["sync"]["revision"] == sha
@@ -248,9 +248,9 @@ CELLS = [
     it. Write one:
 
     * name `hello`, in the namespace the agent watches (see section 1);
-    * source: the lab's repo (the cell fills in `lab.repo_url`: on kind the agent reaches the
-      Git server by its in-cluster name, on the local provider at 127.0.0.1), branch `main`,
-      the directory the lab prepared;
+    * source: the lab's repo (the cell fills in `lab.repo_url`, the address the agent uses: an
+      in-cluster name when the agent runs as a pod, 127.0.0.1 when it runs on this machine),
+      branch `main`, the directory the lab prepared;
     * destination: the namespace `hello` (created by the agent: `CreateNamespace=true`);
     * **automated** sync, with prune — so the agent deploys it without being asked.
 
