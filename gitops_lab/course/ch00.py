@@ -24,7 +24,7 @@ def use_lab_commands() -> str:
     """Put this Python's scripts (`gitops-lab`) and the lab's binaries (`kubectl`) first on
     PATH, so `!gitops-lab …` in a notebook finds what a terminal finds after `make setup`.
     Returns the directory of `gitops-lab`."""
-    from gitops_lab.cluster import bin_dir
+    from gitops_lab.paths import bin_dir
 
     scripts = str(Path(sys.executable).parent)
     os.environ["PATH"] = os.pathsep.join([str(bin_dir()), scripts, os.environ.get("PATH", "")])
