@@ -170,8 +170,8 @@ def _agent_cmdline(lab: Lab) -> list[str]:
 
 def _webhook_of(args: Iterable[str]) -> str:
     args = list(args)
-    for i, arg in enumerate(args[:-1]):
-        if arg == "--alert-webhook":
+    for i, arg in enumerate(args):
+        if arg == "--alert-webhook" and i + 1 < len(args):
             return args[i + 1]
         if arg.startswith("--alert-webhook="):
             return arg.split("=", 1)[1]

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 DEPLOYMENT = "apps/guestbook/deployment.yaml"
 BROKEN = "-broken"
 REVERT_CMD = "!git -C {lab.workcopy.path} revert --no-edit HEAD, then !git -C {lab.workcopy.path} push"
+_IMAGE_LINE = re.compile(r"^\s*(-\s+)?image:")
 _REVERTS = re.compile(r"This reverts commit ([0-9a-f]{7,40})")
 
 
@@ -60,7 +61,7 @@ def _show(lab: Lab, rev: str, path: str) -> str | None:
 
 
 def _broken_image(text: str) -> bool:
-    return any(line.strip().startswith("image:") and BROKEN in line for line in text.splitlines())
+    return any(_IMAGE_LINE.match(line) and BROKEN in line for line in text.splitlines())
 
 
 def check_revert(lab: Lab) -> Verdict:
