@@ -206,7 +206,8 @@ CELLS = [
     **pruning**. The agent deletes only objects it created for this app: those in the app's
     inventory that carry its `gitopslab.io/tracking-id` annotation; nothing else in the
     namespace is ever touched. Pruning is a policy, `syncPolicy.automated.prune` — off by
-    default in Argo CD (`prune: true` on a Flux Kustomization); `reset_sample()` switched it on.
+    default in Argo CD; a Flux Kustomization says `prune: true` or `false` itself.
+    `reset_sample()` switched it on.
 
     Add a file to Git — a ConfigMap `guestbook-notes` — then delete it again:
     """),
@@ -246,8 +247,8 @@ CELLS = [
 
     Now the same with `prune: false`. The agent applies the new commit but deletes nothing:
     the ConfigMap stays live, the app is **OutOfSync**, and the object is listed in
-    `status.resources` with `requiresPruning: true` — as in Argo CD, where the UI shows it
-    with a trash-can mark. A person decides: sync once with `--prune`, or put the file back.
+    `status.resources` with `requiresPruning: true` — the field Argo CD's status has too. A
+    person decides: sync once with `--prune`, or put the file back.
     """),
     live("""
     lab.apps.set_policy("guestbook", prune=False)

@@ -152,8 +152,9 @@ CELLS = [
     * **Argo CD**: `argocd app rollback` **refuses** while automated sync is on — you first
       turn it off (`argocd app set guestbook --sync-policy none`). Only its web UI's Rollback
       button turns automated sync off for you.
-    * **Flux** has no rollback command at all: you revert in Git (or suspend the
-      Kustomization, `flux suspend kustomization`, while you fix Git).
+    * **Flux** has no rollback command for a Kustomization: you revert in Git (and may
+      `flux suspend kustomization …` meanwhile). Only a HelmRelease can roll itself back,
+      automatically, when an upgrade fails.
     * **This lab**: `gitops-lab app rollback guestbook ID` (and the timeline's button) writes
       `operation.sync.revision` = that entry's revision on the Application. The agent syncs
       to it, and because that revision is not the head of `targetRevision`, it then removes
