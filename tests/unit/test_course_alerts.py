@@ -171,3 +171,10 @@ def test_the_checkers_are_registered() -> None:
     assert set(ch05.EXERCISES) == {"05-revert"}
     assert all(t.wait > 0 and t.waiting_for for t in [*ch04.EXERCISES.values(),
                                                        *ch05.EXERCISES.values()])
+
+
+def test_the_grace_lasts_for_one_check_run_only() -> None:
+    assert ch04.in_grace("t", 6, clock=100.0)
+    assert ch04.in_grace("t", 6, clock=103.0) and ch04.in_grace("t", 6, clock=105.5)
+    assert not ch04.in_grace("t", 6, clock=106.5)  # 6.5 s into the same run: final
+    assert ch04.in_grace("t", 6, clock=120.0)  # a new run (the learner checks again)
