@@ -598,6 +598,45 @@ class Lab:
 
         return run_check(self, key, wait=wait)
 
+    # ---- drift, prune and alerting (chapters 04-05; gitops_lab/course/observe.py, alerts.py) ---
+    def mark_events(self, app: str = "guestbook") -> Any:
+        """Remember which Events the agent has recorded on `app` so far: the mark's
+        `.new(reason)` lists only later ones, `.wait(reason)` waits for one. The chapters'
+        checkers read the newest mark to tell the learner's change from earlier ones."""
+        from gitops_lab.course.observe import EventMark
+
+        return EventMark(self, app)
+
+    def pods(self, namespace: str = "guestbook", image: str | None = None) -> list[Obj]:
+        """The pods in `namespace` that are not being deleted (only those running `image`)."""
+        from gitops_lab.course.observe import pods
+
+        return pods(self, namespace, image)
+
+    def alerts(self) -> Any:
+        """The lab's alert receiver, started once, with the agent's --alert-webhook pointing at
+        it (a restart of the host agent, or a rollout of the agent's pod on kind)."""
+        from gitops_lab.course.alerts import AlertReceiver
+
+        receiver = getattr(self, "_alert_receiver", None)
+        if receiver is None:
+            bar = _Progress("the alert receiver", 1)
+            receiver = AlertReceiver(self).start(lambda line: bar.update(0.5, line))
+            bar.finish(f"agent alerts go to {receiver.url}")
+            self._alert_receiver = receiver
+        return receiver
+
+    def sample_metrics(self, app: str = "guestbook") -> Any:
+        """Sample the agent's /metrics for `app` every second in a background thread (started
+        once); `.plot()` draws them."""
+        from gitops_lab.course.alerts import MetricsSampler
+
+        sampler = getattr(self, "_metrics_sampler", None)
+        if sampler is None:
+            sampler = MetricsSampler(self, f"{self.apps.namespace}/{app}")
+            self._metrics_sampler = sampler
+        return sampler.start()
+
     # ---- kubectl, for the learner's eyes ------------------------------------------------------------
     def kubectl(self, *args: str, check: bool = True) -> str:
         kubectl = bin_dir() / "kubectl"
