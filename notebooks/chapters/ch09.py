@@ -89,7 +89,7 @@ CELLS = [
     live("""
     value, where = poll_interval(lab)
     print(f"agent mode {lab.agent_mode}: this lab's agent polls Git every {value} — set in {where}")
-    !gitops-lab agent run --help | grep -A1 -- --poll-interval
+    !gitops-lab agent run --help | grep -A2 '^  --poll-interval'
     """),
     md("**Self-check.** The running agent polls every second — 180 times as often as Argo CD's default."),
     check("""
