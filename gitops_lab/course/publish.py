@@ -97,7 +97,7 @@ def _execute(path: Path, say: Callable[[str], None]) -> tuple[Any, float]:
     import nbformat
     from nbclient import NotebookClient
 
-    nb = nbformat.read(path, as_version=4)
+    nb = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
     client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}},
                             store_widget_state=True)
@@ -131,7 +131,7 @@ def publish(paths: Iterable[Path], out_dir: Path = DOCS_DIR, *, cluster: str = D
         for path in paths:
             nb, took = _execute(path, tell)
             times[path.stem] = round(took, 1)
-            nbformat.write(sanitise_notebook(nb), out_dir / path.name)
+            nbformat.write(sanitise_notebook(nb), out_dir / path.name)  # type: ignore[no-untyped-call]
     finally:
         teardown(cluster)
     return times
