@@ -4,7 +4,9 @@ and written with its outputs to docs/notebooks/ for reading on the web.
 The copies sit outside notebooks/, so nbval (which runs notebooks/[0-9][0-9]-*.ipynb) never
 collects them, and `make test` never builds them. Outputs are sanitised before they are written:
 the home directory becomes ``~``, and anything shaped like a credential (a JWT such as a
-ServiceAccount token, a ``Bearer`` header, a ``token=`` / ``password:`` value) is masked.
+ServiceAccount token, a ``Bearer`` header, a ``token=`` / ``password:`` value) is masked, and
+every widget output gets a static HTML rendering of its last state, for viewers (such as GitHub's)
+that do not run widgets.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterable
+from html import escape
 from pathlib import Path
 from typing import Any
 
 __all__ = ["DOCS_DIR", "NOTEBOOKS", "chapters", "main", "publish", "sanitise_notebook",
-           "sanitise_text"]
+           "sanitise_text", "snapshot_widgets"]
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
@@ -88,6 +91,63 @@ def _clean_tree(value: Any, home: str | None) -> Any:
     return sanitise_text(value, home) if isinstance(value, str) else value
 
 
+# ---- widgets, as static HTML for pages that cannot run them (GitHub's notebook view) ----------
+_WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+_WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+
+def _widget_html(models: dict[str, Any], ref: str, depth: int = 0) -> str:
+    model = models.get(ref.removeprefix("IPY_MODEL_")) or {}
+    name, state = str(model.get("model_name", "")), model.get("state") or {}
+    if depth > 30:
+        return ""
+    if name in ("HTMLModel", "HTMLMathModel"):
+        return str(state.get("value") or "")
+    if name == "LabelModel":
+        return escape(str(state.get("value") or ""))
+    if name in ("FloatProgressModel", "IntProgressModel"):
+        return (f'<progress value="{state.get("value", 0)}" max="{state.get("max", 100)}">'
+                "</progress>")
+    if name == "ButtonModel":
+        return f"<button disabled>{escape(str(state.get('description') or ''))}</button>"
+    if name == "CheckboxModel":
+        checked = " checked" if state.get("value") else ""
+        return (f"<label><input type=\"checkbox\" disabled{checked}> "
+                f"{escape(str(state.get('description') or ''))}</label>")
+    if name == "OutputModel":
+        parts = []
+        for out in state.get("outputs") or []:
+            data = out.get("data") or {}
+            if "text/html" in data:
+                parts.append("".join(data["text/html"]))
+            elif "text" in out or "text/plain" in data:
+                text = "".join(out.get("text") or data.get("text/plain") or "")
+                parts.append(f"<pre>{escape(text)}</pre>")
+        return "".join(parts)
+    children = state.get("children")
+    if isinstance(children, list):
+        row = name in ("HBoxModel", "GridBoxModel")
+        style = "display:flex;gap:8px;align-items:center" if row else ""
+        inner = "".join(f"<div>{_widget_html(models, str(c), depth + 1)}</div>" for c in children)
+        return f'<div style="{style}">{inner}</div>'
+    return ""
+
+
+def snapshot_widgets(nb: Any) -> Any:
+    """Give every widget output a static ``text/html`` rendering of its saved state (the last
+    state of the run), for viewers that cannot run widgets; returns ``nb``."""
+    state = ((nb.metadata.get("widgets") or {}).get(_WIDGET_STATE) or {}).get("state") or {}
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data") or {}
+            view = data.get(_WIDGET_VIEW)
+            if isinstance(view, dict) and "text/html" not in data and view.get("model_id"):
+                html = _widget_html(state, str(view["model_id"]))
+                if html:
+                    data["text/html"] = html
+    return nb
+
+
 def chapters(notebooks: Path = NOTEBOOKS) -> list[Path]:
     """The chapters in the order nbval runs them (the same glob)."""
     return sorted(notebooks.glob("[0-9][0-9]-*.ipynb"))
@@ -131,7 +191,7 @@ def publish(paths: Iterable[Path], out_dir: Path = DOCS_DIR, *, cluster: str = D
         for path in paths:
             nb, took = _execute(path, tell)
             times[path.stem] = round(took, 1)
-            nbformat.write(sanitise_notebook(nb), out_dir / path.name)  # type: ignore[no-untyped-call]
+            nbformat.write(sanitise_notebook(snapshot_widgets(nb)), out_dir / path.name)  # type: ignore[no-untyped-call]
     finally:
         teardown(cluster)
     return times

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -113,3 +114,27 @@ def test_sanitise_notebook_reaches_every_kind_of_output(tmp_path: Path) -> None:
     text = written.read_text()
     assert "/home/ada" not in text and "hunter2hunter2" not in text
     assert "abcdefgh12345678" not in text and "~/e" in text
+
+
+def test_widget_outputs_get_a_static_html_snapshot_of_their_last_state() -> None:
+    def model(name: str, **state: Any) -> dict[str, Any]:
+        return {"model_name": name, "model_module": "@jupyter-widgets/controls", "state": state}
+
+    nb = new_notebook()
+    cell = new_code_cell("dash")
+    view = {"version_major": 2, "version_minor": 0, "model_id": "box"}
+    cell.outputs = [new_output("display_data", data={
+        "application/vnd.jupyter.widget-view+json": view, "text/plain": "HBox(...)"})]
+    nb.cells.append(cell)
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {
+        "version_major": 2, "version_minor": 0, "state": {
+            "box": model("HBoxModel", children=["IPY_MODEL_bar", "IPY_MODEL_msg", "IPY_MODEL_b"]),
+            "bar": model("FloatProgressModel", value=30.0, max=30.0),
+            "msg": model("HTMLModel", value="<b>Synced</b> at abc1234"),
+            "b": model("ButtonModel", description="Sync <now>"),
+        }}}
+    publish.snapshot_widgets(nb)
+    html = nb.cells[0].outputs[0]["data"]["text/html"]
+    assert '<progress value="30.0" max="30.0">' in html and "<b>Synced</b> at abc1234" in html
+    assert "<button disabled>Sync &lt;now&gt;</button>" in html and "display:flex" in html
+    nbformat.validate(nb)
