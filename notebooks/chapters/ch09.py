@@ -206,7 +206,7 @@ CELLS = [
       targetNamespace: {spec["destination"]["namespace"]}
     '''
     lab.commit({"flux/guestbook.yaml": translation}, "Translate guestbook into a Flux Kustomization")
-    !git -C {lab.workcopy.path} show --stat --format='%h %s' HEAD
+    !git -C {lab.workcopy.path} show --stat --no-color --format='%h %s' HEAD
     """),
     task_check("09-translate"),
     md("""
