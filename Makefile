@@ -10,7 +10,7 @@ LAB_CACHE := $(or $(GITOPS_LAB_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/git
 TEST_CLUSTER := $(or $(GITOPS_LAB_TEST_CLUSTER),gitops-lab-test)
 PYTEST_ARGS ?=
 
-.PHONY: setup binaries kind-images lab test lint bench clean distclean notebooks
+.PHONY: setup binaries kind-images lab test lint bench clean distclean notebooks docs
 
 setup: $(STAMP) binaries
 
@@ -42,6 +42,13 @@ lab: setup
 # The chapters are generated (without outputs) from notebooks/_build.py.
 notebooks: $(STAMP)
 	$(BIN)/python notebooks/_build.py
+
+# Executed copies of the chapters, with outputs, for reading on the web: every chapter in order on
+# a fresh lab of its own (GITOPS_LAB_DOCS_CLUSTER, default gitops-lab-docs; the local provider
+# unless GITOPS_LAB_DOCS_PROVIDER=kind), solutions on, outputs sanitised, into docs/notebooks/.
+# Outside notebooks/, so nbval never runs them; not a prerequisite of `make test`.
+docs: setup
+	$(BIN)/python -m gitops_lab.course.publish
 
 test: setup lint kind-images
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -124,12 +124,38 @@ class ClusterGitServer:
         """Nothing to stop on the host: the server goes away with the cluster."""
 
 
+def kubeconfig_kind_cluster(kubeconfig: str | None = None) -> str | None:
+    """The kind cluster the kubeconfig's current context names (kind names its contexts
+    `kind-NAME`): `kubeconfig`, else the first file of $KUBECONFIG. None for any other."""
+    import os
+    from pathlib import Path
+
+    import yaml
+
+    path = kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
+    if not path:
+        return None
+    try:
+        data = yaml.safe_load(Path(path).expanduser().read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    context = str((data or {}).get("current-context") or "") if isinstance(data, dict) else ""
+    return context.removeprefix("kind-") if context.startswith("kind-") else None
+
+
 def host_git_urls(cluster_name: str | None = None) -> dict[str, str]:
     """For compares run on this machine (`app diff`, the DiffView widget): the in-cluster Git
-    server's URL prefix → its NodePort on 127.0.0.1, when the lab's cluster is kind."""
+    server's URL prefix → its NodePort on 127.0.0.1, when the lab's cluster is kind.
+
+    Which lab: `cluster_name`, else the kind cluster $KUBECONFIG points at (what a notebook's
+    `Lab.connect()` and `gitops-lab env` set), else the lab brought up last. Every kind lab's
+    Git server has the same in-cluster URL, so with several labs on one machine the last one
+    brought up may be another learner's."""
     from gitops_lab.cluster.base import read_current
     from gitops_lab.cluster.kind import GIT_NODE_PORT
 
+    if cluster_name is None:
+        cluster_name = kubeconfig_kind_cluster()
     if cluster_name is None:
         current = read_current() or {}
         if current.get("provider") != "kind":
