@@ -204,18 +204,14 @@ def _app_get(args: argparse.Namespace) -> int:
 def _app_diff(args: argparse.Namespace) -> int:
     """Compare Git with the live cluster here, without the agent (like `argocd app diff --local`)."""
     from gitops_lab.cluster.binaries import cache_root
-    from gitops_lab.engine.sync import Reconciler
+    from gitops_lab.engine.reconcile import compare_app
+    from gitops_lab.install.incluster import host_git_urls
     from gitops_lab.source import RepoCache
 
     kube = _kube(args)
     app = Apps(kube, args.namespace).get(args.name)
-    compare_only = dict(app)
-    compare_only["spec"] = {**(app.get("spec") or {}), "syncPolicy": None}
-    compare_only.pop("operation", None)
-    from gitops_lab.install.incluster import host_git_urls
-
     repos = RepoCache(cache_root() / "repos-cli", fetch_urls=host_git_urls())
-    result = Reconciler(kube, repos).reconcile(compare_only)
+    result = compare_app(kube, app, repos)
     for cond in result.conditions:
         print(f"{cond.type}: {cond.message}", file=sys.stderr)
     changed = 0

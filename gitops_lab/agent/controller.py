@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import signal
 import threading
 import time
@@ -26,7 +25,7 @@ from gitops_lab.agent.fetcher import GitFetcher
 from gitops_lab.agent.leader import LeaderElector, LeaseConfig
 from gitops_lab.agent.livecache import KindWatch, LiveCache
 from gitops_lab.agent.server import AgentServer, Metrics, NotLeader
-from gitops_lab.agent.status import build_status, now, status_changed
+from gitops_lab.agent.status import build_status, last_synced_revision, now, status_changed
 from gitops_lab.api.types import (
     GROUP,
     PLURAL,
@@ -38,11 +37,14 @@ from gitops_lab.api.types import (
     SyncStatus,
 )
 from gitops_lab.cluster.binaries import cache_root
+from gitops_lab.engine.api import AppSpec, ReconcileResult, SpecError, SyncRequest
 from gitops_lab.engine.guard import APP_OF_APPS_OPTION
 from gitops_lab.engine.inventory import cascade_candidates, inventory_keys
-from gitops_lab.engine.sync import AppSpec, Reconciler, ReconcileResult, SpecError, SyncRequest
+from gitops_lab.engine.reconcile import Reconciler
 from gitops_lab.kube import Kube, KubeError, ResourceInfo
-from gitops_lab.source import RepoCache, SourceError
+from gitops_lab.source.cache import GitCache
+from gitops_lab.source.errors import SourceError
+from gitops_lab.source.git import RepoCache
 
 __all__ = ["Agent", "AgentOptions", "WorkQueue"]
 
@@ -167,7 +169,7 @@ class Agent:
         self.repos = RepoCache(self.options.cache_dir)
         self._stop = threading.Event()  # the agent's: set once, by stop() or a signal
         # Git fetches run on one thread per repository for the agent's whole life (they
-        # write only to the local mirrors); each term's Reconciler asks them for fetches
+        # write only to the local mirrors); each term's GitCache asks them for fetches
         self.fetcher = GitFetcher(self._fetch_repo, self._after_fetch, self._stop)
         self._fetch_failing: dict[str, bool] = {}
         self.recorder = Recorder(self.kube)
@@ -176,7 +178,8 @@ class Agent:
         # the leader's machinery, made anew for every term (see _start_term)
         self.queue = WorkQueue()
         self.live = LiveCache(self.kube, self._on_live_change)
-        self.reconciler = self._new_reconciler()
+        self.git = self._new_git_cache()
+        self.reconciler = Reconciler(self.kube, self.git, self.live)
         self.apps: dict[AppKey, dict[str, Any]] = {}
         self.results: dict[AppKey, ReconcileResult] = {}
         self.statuses: dict[AppKey, dict[str, Any]] = {}
@@ -240,7 +243,8 @@ class Agent:
             self.terms += 1
             self.queue = WorkQueue()
             self.live = LiveCache(self.kube, self._on_live_change)
-            self.reconciler = self._new_reconciler(self.reconciler.fetch_errors)
+            self.git = self._new_git_cache(self.git.fetch_errors)
+            self.reconciler = Reconciler(self.kube, self.git, self.live)
             self._app_watch = KindWatch(self.kube, APP_INFO, self._on_app_change, stop,
                                         namespace=self.options.namespace)
             self._app_watch.start()
@@ -250,14 +254,13 @@ class Agent:
             self.images.start()
             self.metrics.leader.set(1)
 
-    def _new_reconciler(self, fetch_errors: dict[str, str] | None = None) -> Reconciler:
-        """A term's Reconciler: fetches go through the agent's per-repo fetcher, and what is
-        known about Git (which repos fail to fetch, and why) carries over from the last term."""
-        reconciler = Reconciler(self.kube, self.repos, self.live, kubectl=self.options.kubectl)
-        reconciler.background_fetch = self.fetcher.request
-        if fetch_errors:
-            reconciler.fetch_errors.update(fetch_errors)
-        return reconciler
+    def _new_git_cache(self, fetch_errors: dict[str, str] | None = None) -> GitCache:
+        """A term's Git cache, shared by the poller and the reconciles: fetches go through the
+        agent's per-repo fetcher, and what is known about Git (which repos fail to fetch, and
+        why) carries over from the last term."""
+        git = GitCache(self.repos, kubectl=self.options.kubectl, fetch_errors=fetch_errors)
+        git.background_fetch = self.fetcher.request
+        return git
 
     def _stop_term(self) -> None:
         """Stop reconciling: no new work; the reconciles in flight end (their writes are fenced
@@ -456,9 +459,9 @@ class Agent:
                     queue.add(app_key)
 
     def _fetch_repo(self, url: str) -> None:
-        with contextlib.suppress(SourceError):  # recorded in reconciler.fetch_errors
-            have_mirror = (self.repos.mirror_path(url) / "HEAD").exists()
-            self.reconciler.fetch(url, timeout=10 if have_mirror else 30)
+        git = self.git
+        with contextlib.suppress(SourceError):  # recorded in git.fetch_errors
+            git.fetch(url, timeout=10 if git.has_mirror(url) else 30)
 
     def _after_fetch(self, url: str) -> None:
         """On the repo's fetch thread: queue the apps of `url` whose target moved, or all of
@@ -471,16 +474,17 @@ class Agent:
                 spec = AppSpec.from_object(app)
                 if spec.repo_url == url:
                     members.append((app_key, spec))
-        failing = url in self.reconciler.fetch_errors
+        git = self.git
+        failing = url in git.fetch_errors
         if failing != self._fetch_failing.get(url, False):
             self._fetch_failing[url] = failing
             for app_key, _ in members:
                 self.queue.add(app_key)  # Git went away or came back: say so
-        if failing or not (self.repos.mirror_path(url) / "HEAD").exists():
+        if failing or not git.has_mirror(url):
             return
         for app_key, spec in members:
             try:
-                head = self.reconciler.resolve(spec, None, fetch=False)
+                head = git.resolve(url, spec.target_revision)
             except SourceError:
                 head = ""
             if self._heads.get(app_key) != head:
@@ -587,7 +591,11 @@ class Agent:
         last_failed = (last_op.get("phase") == "Failed",
                        (last_op.get("syncResult") or {}).get("revision"))
 
-        def on_sync_start(sha: str) -> None:
+        compared = self.reconciler.compare(
+            app, inventory=inventory_keys(prev), last_synced=last_synced_revision(prev),
+            fetch=fetch, request=request)
+        if compared.syncs:  # before the writes, so the Event's time is when they started
+            sha = compared.result.revision or ""
             why = "operation" if request else "automated sync"
             retry = request is None and last_failed == (True, sha)
             self.recorder.record(app, "Normal", "SyncStarted",
@@ -595,9 +603,7 @@ class Agent:
                                  revision=sha,
                                  # a retry of a failed sync counts up one Event, like kubectl's
                                  aggregate=("SyncStarted", sha) if retry else None)
-
-        result = self.reconciler.reconcile(app, fetch=fetch, sync=request, previous=prev,
-                                           on_sync_start=on_sync_start)
+        result = self.reconciler.sync(compared)
         elapsed = time.perf_counter() - t0
         if not self._may_write():  # no status, Events or alerts from an ex-leader
             raise KubeError(0, "Fenced", "the Lease was lost during this reconcile; its "
@@ -606,13 +612,6 @@ class Agent:
         self._index(app_key, result)
         self._emit(app, prev, result)
 
-        rollback = False
-        if request is not None and request.revision and result.revision and result.spec:
-            try:
-                head = self.reconciler.resolve(result.spec, None, fetch=False)
-            except SourceError:
-                head = ""
-            rollback = bool(head) and head != result.revision
         if status_changed(prev, status) or operation is not None or \
                 _stale(prev, self.options.status_heartbeat):
             self._write_status(app, status)
@@ -623,7 +622,7 @@ class Agent:
                 self._heads.setdefault(app_key, result.revision)
         if operation is not None:
             self._handled_ops[app_key] = generation
-            patched = self._finish_operation(app, rollback, result)
+            patched = self._finish_operation(app, result)
             with self._lock:
                 if patched and not _older(patched, self.apps.get(app_key)):
                     self.apps[app_key] = patched  # so no reconcile acts on the old spec
@@ -786,11 +785,11 @@ class Agent:
             if not exc.not_found:
                 raise
 
-    def _finish_operation(self, app: Mapping[str, Any], rollback: bool,
+    def _finish_operation(self, app: Mapping[str, Any],
                           result: ReconcileResult) -> dict[str, Any] | None:
         meta = app["metadata"]
         patch: dict[str, Any] = {"operation": None}
-        if rollback and ((app.get("spec") or {}).get("syncPolicy") or {}).get("automated"):
+        if result.rollback and ((app.get("spec") or {}).get("syncPolicy") or {}).get("automated"):
             patch["spec"] = {"syncPolicy": {"automated": None}}
             self.recorder.record(
                 app, "Normal", "Synced",
@@ -837,9 +836,3 @@ def _stale(prev: Mapping[str, Any], max_age: float) -> bool:
         return True
     return time.time() - then > max_age
 
-
-def default_options_from_env() -> AgentOptions:
-    opts = AgentOptions()
-    if os.environ.get("GITOPS_LAB_POLL_INTERVAL"):
-        opts.poll_interval = float(os.environ["GITOPS_LAB_POLL_INTERVAL"])
-    return opts

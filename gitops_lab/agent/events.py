@@ -11,7 +11,7 @@ import threading
 import urllib.request
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from gitops_lab.agent.status import now
@@ -40,11 +40,9 @@ class EventRecord:
 class Recorder:
     """Writes core/v1 Events about an Application (what `kubectl describe app` shows)."""
 
-    def __init__(self, kube: Kube, component: str = "gitops-lab-agent",
-                 keep: int = 500) -> None:
+    def __init__(self, kube: Kube, component: str = "gitops-lab-agent") -> None:
         self.kube = kube
         self.component = component
-        self.recent: collections.deque[EventRecord] = collections.deque(maxlen=keep)
         self._listeners: list[Any] = []
         self._lock = threading.Lock()
         # aggregated events: (namespace, app, key) -> (Event name, count), like client-go's
@@ -121,7 +119,6 @@ class Recorder:
                         self._aggregated.popitem(last=False)
         rec = EventRecord(f"{ns}/{name}", type_, reason, message, stamp, revision, resources,
                           alerted)
-        self.recent.append(rec)
         with self._lock:
             listeners = list(self._listeners)
         for callback in listeners:
@@ -160,6 +157,3 @@ class Alerter:
         except OSError as exc:
             log.warning("alert webhook %s failed: %s", self.url, exc)
 
-
-def record_to_dict(rec: EventRecord) -> dict[str, Any]:
-    return asdict(rec)

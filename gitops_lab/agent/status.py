@@ -8,9 +8,9 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from gitops_lab.engine.sync import ReconcileResult
+from gitops_lab.engine.api import ReconcileResult
 
-__all__ = ["build_status", "now", "status_changed"]
+__all__ = ["build_status", "last_synced_revision", "now", "status_changed"]
 
 Obj = dict[str, Any]
 
@@ -36,6 +36,12 @@ def _conditions(prev: Mapping[str, Any], result: ReconcileResult, stamp: str) ->
             "lastTransitionTime": old.get("lastTransitionTime", stamp) if old else stamp,
         })
     return out
+
+
+def last_synced_revision(status: Mapping[str, Any]) -> str:
+    """The revision of the app's last sync, as its status records it ("" = never synced)."""
+    return str(((status.get("operationState") or {}).get("syncResult") or {})
+               .get("revision", ""))
 
 
 def build_status(
