@@ -20,24 +20,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitops_lab.agent.events import Alerter, Recorder
+from gitops_lab.agent.events import (
+    ERROR_CONDITIONS,
+    Alerter,
+    EventType,
+    Reason,
+    Recorder,
+    decide,
+    sync_started,
+)
 from gitops_lab.agent.fetcher import GitFetcher
 from gitops_lab.agent.leader import LeaderElector, LeaseConfig
 from gitops_lab.agent.livecache import KindWatch, LiveCache
 from gitops_lab.agent.server import AgentServer, Metrics, NotLeader
 from gitops_lab.agent.status import build_status, last_synced_revision, now, status_changed
+from gitops_lab.agent.workqueue import AppKey, WorkQueue
 from gitops_lab.api.types import (
     GROUP,
     PLURAL,
     REFRESH_ANNOTATION,
     RESOURCES_FINALIZER,
     VERSION,
-    HealthStatus,
     ResourceKey,
-    SyncStatus,
 )
 from gitops_lab.cluster.binaries import cache_root
-from gitops_lab.engine.api import AppSpec, ReconcileResult, SpecError, SyncRequest
+from gitops_lab.engine.api import AppSpec, ConditionType, ReconcileResult, SpecError, SyncRequest
 from gitops_lab.engine.guard import APP_OF_APPS_OPTION
 from gitops_lab.engine.inventory import cascade_candidates, inventory_keys
 from gitops_lab.engine.reconcile import Reconciler
@@ -46,10 +53,9 @@ from gitops_lab.source.cache import GitCache
 from gitops_lab.source.errors import SourceError
 from gitops_lab.source.git import RepoCache
 
-__all__ = ["Agent", "AgentOptions", "WorkQueue"]
+__all__ = ["Agent", "AgentOptions"]
 
 log = logging.getLogger("gitops_lab.agent")
-AppKey = tuple[str, str]  # (namespace, name)
 
 APP_INFO = ResourceInfo(GROUP, VERSION, "Application", PLURAL, True, ("list", "watch"))
 HEALTH_PROBE_AFTER = 10.0  # seconds without a successful API call before /healthz checks
@@ -60,8 +66,6 @@ HEALTH_PROBE_EVERY = 2.0  # at most one such check per this many seconds
 # refresh or the periodic resync still re-check the app at once.
 BACKOFF_BASE = 2.0
 BACKOFF_MAX = 180.0
-# conditions that are failures (retried with backoff); SharedResourceWarning is not one
-ERROR_CONDITIONS = ("ComparisonError", "SyncError", "SourceError")
 
 
 @dataclass
@@ -82,71 +86,6 @@ class AgentOptions:
     lease_name: str = "gitops-lab-agent"
     lease_duration: float = 15.0  # seconds; renew deadline 2/3 of it, retry min(2 s, 1/5)
     identity: str = ""  # holderIdentity; default $POD_NAME or hostname_pid
-
-
-class WorkQueue:
-    """client-go's workqueue in small: a key is queued once, never processed twice at once."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._pending: dict[AppKey, tuple[float, bool]] = {}  # key -> (due time, fetch)
-        self._active: set[AppKey] = set()
-        self._again: dict[AppKey, tuple[float, bool]] = {}  # added while active: (due, fetch)
-        self._closed = False
-
-    def add(self, key: AppKey, *, fetch: bool = False, delay: float = 0.0) -> None:
-        with self._cond:
-            due = time.monotonic() + delay
-            if key in self._active:
-                # keep the delay: a retry queued by the reconcile itself must not run at once
-                old_again = self._again.get(key)
-                if old_again is not None:
-                    due, fetch = min(due, old_again[0]), fetch or old_again[1]
-                self._again[key] = (due, fetch)
-                return
-            old = self._pending.get(key)
-            if old is not None:
-                due = min(due, old[0])
-                fetch = fetch or old[1]
-            self._pending[key] = (due, fetch)
-            self._cond.notify()
-
-    def get(self, timeout: float = 0.5) -> tuple[AppKey, bool] | None:
-        with self._cond:
-            deadline = time.monotonic() + timeout
-            while not self._closed:
-                now_ = time.monotonic()
-                ready = [(d, k) for k, (d, _) in self._pending.items() if d <= now_]
-                if ready:
-                    _, key = min(ready)
-                    _, fetch = self._pending.pop(key)
-                    self._active.add(key)
-                    return key, fetch
-                wait = min([d for d, _ in self._pending.values()] + [deadline]) - now_
-                if now_ >= deadline:
-                    return None
-                self._cond.wait(max(0.001, wait))
-            return None
-
-    def done(self, key: AppKey) -> None:
-        with self._cond:
-            self._active.discard(key)
-            if key in self._again:
-                due, fetch = self._again.pop(key)
-                old = self._pending.get(key)
-                if old is not None:
-                    due, fetch = min(due, old[0]), fetch or old[1]
-                self._pending[key] = (due, fetch)
-                self._cond.notify()
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-    def __len__(self) -> int:
-        with self._cond:
-            return len(self._pending)
 
 
 class Agent:
@@ -587,22 +526,12 @@ class Agent:
         started = now()
         t0 = time.perf_counter()
 
-        last_op = prev.get("operationState") or {}
-        last_failed = (last_op.get("phase") == "Failed",
-                       (last_op.get("syncResult") or {}).get("revision"))
-
         compared = self.reconciler.compare(
             app, inventory=inventory_keys(prev), last_synced=last_synced_revision(prev),
             fetch=fetch, request=request)
         if compared.syncs:  # before the writes, so the Event's time is when they started
-            sha = compared.result.revision or ""
-            why = "operation" if request else "automated sync"
-            retry = request is None and last_failed == (True, sha)
-            self.recorder.record(app, "Normal", "SyncStarted",
-                                 f"{why}: syncing to {sha[:7]}" + (" (retry)" if retry else ""),
-                                 revision=sha,
-                                 # a retry of a failed sync counts up one Event, like kubectl's
-                                 aggregate=("SyncStarted", sha) if retry else None)
+            self.recorder.emit(app, sync_started(prev, compared.result.revision or "",
+                                                 by_request=request is not None))
         result = self.reconciler.sync(compared)
         elapsed = time.perf_counter() - t0
         if not self._may_write():  # no status, Events or alerts from an ex-leader
@@ -610,7 +539,7 @@ class Agent:
                             "result is dropped (the new leader reconciles again)")
         status = build_status(prev, result, started_at=started, operation=operation)
         self._index(app_key, result)
-        self._emit(app, prev, result)
+        self._emit(app_key, app, prev, result)
 
         if status_changed(prev, status) or operation is not None or \
                 _stale(prev, self.options.status_heartbeat):
@@ -664,19 +593,20 @@ class Agent:
             message = "cannot delete the app's objects: " + "; ".join(problems)
             delay = self._retry_later(app_key, ("delete",))
             with self._lock:
-                first = ("DeletionError",) not in self._alerted.get(app_key, set())
-                self._alerted.setdefault(app_key, set()).add(("DeletionError",))
+                first = (ConditionType.DELETION.value,) not in self._alerted.get(app_key, set())
+                self._alerted.setdefault(app_key, set()).add((ConditionType.DELETION.value,))
             if first:
-                self.recorder.record(app, "Warning", "DeletionFailed",
+                self.recorder.record(app, EventType.WARNING.value, Reason.DELETION_FAILED.value,
                                      f"{message}; the finalizer {RESOURCES_FINALIZER} stays "
                                      f"(retrying in {delay:.0f} s)")
             self._write_status(app, {**status, "conditions": [
-                {"type": "DeletionError", "message": message, "lastTransitionTime": now()}]})
+                {"type": ConditionType.DELETION.value, "message": message,
+                 "lastTransitionTime": now()}]})
             return
         deleted = [str(c.key) for c in changes if c.action.value == "pruned"]
         kept = [str(k) for k in inventory
                 if k.kind == "CustomResourceDefinition" and live.get(k) is not None]
-        self.recorder.record(app, "Normal", "Deleted",
+        self.recorder.record(app, EventType.NORMAL.value, Reason.DELETED.value,
                              "deleted with the app: " + (", ".join(deleted) or "nothing left")
                              + (f"; left in place (CRDs are never deleted in cascade): "
                                 f"{', '.join(kept)}" if kept else ""))
@@ -703,73 +633,21 @@ class Agent:
             with contextlib.suppress(KubeError):
                 self.live.get(key)  # start watching the kind, if not yet
 
-    def _emit(self, app: Mapping[str, Any], prev: Mapping[str, Any],
+    def _emit(self, app_key: AppKey, app: Mapping[str, Any], prev: Mapping[str, Any],
               result: ReconcileResult) -> None:
-        """Events and alerts for what changed between the previous status and this reconcile."""
-        label = f"{app['metadata']['namespace']}/{app['metadata']['name']}"
-        rev = result.revision or ""
-        prev_sync = (prev.get("sync") or {}).get("status")
-        prev_health = (prev.get("health") or {}).get("status")
-        last_synced = ((prev.get("operationState") or {}).get("syncResult") or {}).get("revision")
-        spec = result.spec
-        # Drift: live changed while Git did not (same revision as the last successful sync)
-        drifted = result.compared_out_of_sync
-        if drifted and rev and rev == last_synced and prev_sync == SyncStatus.SYNCED.value:
-            names = [str(d.key) for d in drifted]
-            msg = f"live state differs from Git at {rev[:7]}: " + "; ".join(
-                f"{d.key} {d.message}" for d in drifted[:5])
-            healing = bool(spec and spec.automated and spec.self_heal)
-            msg += " — self-heal reverts it" if healing else " — self-heal is off: sync to revert"
-            self.metrics.drift.labels(label).inc()
-            self._alert(app, "DriftDetected", msg, rev, names)
-            if healing and result.changes is not None and not result.sync_error:
-                self.recorder.record(app, "Normal", "SelfHealed",
-                                     f"reverted drift on {', '.join(names[:5])}", revision=rev)
-        if result.changes is not None and not result.sync_error:
-            self.recorder.record(app, "Normal", "Synced",
-                                 f"synced to {rev[:7]}: {result.changes.summary()}",
-                                 revision=rev)
-            pruned = [str(c.key) for c in result.changes if c.action.value == "pruned"]
-            if pruned:
-                self.recorder.record(app, "Normal", "Pruned", "pruned " + ", ".join(pruned),
-                                     revision=rev)
-        # SyncFailed: once per failure — keyed by condition type, revision and the objects
-        # named, never by the message text (which may carry a timestamp or vary in order)
-        app_key = (str(app["metadata"]["namespace"]), str(app["metadata"]["name"]))
-        failed = [str(c.key) for c in result.changes.failed] if result.changes else []
-        current: dict[tuple[str, ...], tuple[str, list[str]]] = {}
-        for cond in result.conditions:
-            if cond.type not in (*ERROR_CONDITIONS, "InvalidSpecError"):
-                continue
-            if cond.type == "SyncError" and result.sync_error:
-                message, resources = result.sync_error, failed
-            else:
-                message, resources = f"{cond.type}: {cond.message}", []
-            current[("SyncFailed", cond.type, rev, *cond.objects)] = (message, resources)
+        """Events and alerts for what changed between the previous status and this reconcile
+        (decided in agent/events.py)."""
+        label = f"{app_key[0]}/{app_key[1]}"
         with self._lock:
-            before = self._alerted.get(app_key, set())
-            self._alerted[app_key] = set(current)
-        for key, (message, resources) in current.items():
-            if key not in before:
-                self._alert(app, "SyncFailed", message, rev, resources)
-        health = result.health.status.value
-        if prev_health != health:
-            kind = "Warning" if health == HealthStatus.DEGRADED.value else "Normal"
-            self.recorder.record(app, kind, "HealthChanged",
-                                 f"health {prev_health or 'unknown'} → {health}"
-                                 + (f": {result.health.message}" if result.health.message else ""),
-                                 revision=rev)
-            if health == HealthStatus.DEGRADED.value:
-                bad = [str(r.key) for r in result.resources
-                       if r.health and r.health.status is HealthStatus.DEGRADED]
-                self.alerter.send(label, "HealthDegraded", result.health.message, rev, bad)
-
-    def _alert(self, app: Mapping[str, Any], reason: str, message: str, revision: str,
-               resources: list[str]) -> None:
-        label = f"{app['metadata']['namespace']}/{app['metadata']['name']}"
-        sent = self.alerter.send(label, reason, message, revision, resources)
-        self.recorder.record(app, "Warning", reason, message, revision=revision,
-                             resources=tuple(resources), alerted=sent)
+            emits, self._alerted[app_key] = decide(prev, result,
+                                                   self._alerted.get(app_key, set()))
+        for what in emits:
+            if what.reason is Reason.DRIFT_DETECTED:
+                self.metrics.drift.labels(label).inc()
+            sent = what.alert and self.alerter.send(label, what.reason.value, what.message,
+                                                    what.revision, list(what.resources))
+            if what.event:
+                self.recorder.emit(app, what, alerted=sent)
 
     # ---- writes to the Application -------------------------------------------------------------
     def _write_status(self, app: Mapping[str, Any], status: dict[str, Any]) -> None:
@@ -792,7 +670,7 @@ class Agent:
         if result.rollback and ((app.get("spec") or {}).get("syncPolicy") or {}).get("automated"):
             patch["spec"] = {"syncPolicy": {"automated": None}}
             self.recorder.record(
-                app, "Normal", "Synced",
+                app, EventType.NORMAL.value, Reason.SYNCED.value,
                 f"rolled back to {(result.revision or '')[:7]}: automated sync is now off so "
                 "the rollback is not undone; re-enable it when Git is fixed",
                 revision=result.revision or "")

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from gitops_lab.agent.controller import WorkQueue
 from gitops_lab.agent.status import build_status, status_changed
+from gitops_lab.agent.workqueue import WorkQueue
 from gitops_lab.api.types import Action, Health, HealthStatus, ResourceKey, SyncStatus
 from gitops_lab.engine.api import AppSpec, ReconcileResult, ResourceStatus, SpecError
 from gitops_lab.engine.apply import ChangeSet, apply_order

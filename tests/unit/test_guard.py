@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from gitops_lab.agent.controller import WorkQueue
 from gitops_lab.agent.fetcher import GitFetcher
+from gitops_lab.agent.workqueue import WorkQueue
 from gitops_lab.api.types import TRACKING_ANNOTATION, ResourceKey
 from gitops_lab.engine.api import AppSpec, SpecError
 from gitops_lab.engine.guard import is_protected, refusal
