@@ -1,6 +1,7 @@
 """The GitOps agent: watches Applications and the objects they manage, polls Git, reconciles.
-Top of the agent/ package: runs engine/sync.py in worker threads and writes status, events,
-alerts and metrics. Runs in the foreground (`gitops-lab agent run`) or in a notebook thread.
+Top of the agent/ package: its lifecycle, leadership terms, health and inputs (watches, the
+Git poller, webhooks) live here; the work of one reconcile is agent/work.py. Runs in the
+foreground (`gitops-lab agent run`) or in a notebook thread.
 
 With leader election (the default) the agent first campaigns for a Lease (agent/leader.py):
 its HTTP server is up at once, but watches, workers and the Git poller run only while it is
@@ -15,40 +16,21 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from gitops_lab.agent.events import (
-    ERROR_CONDITIONS,
-    Alerter,
-    EventType,
-    Reason,
-    Recorder,
-    decide,
-    sync_started,
-)
+from gitops_lab.agent.appwrites import APP_INFO, older
+from gitops_lab.agent.events import Alerter, Recorder
 from gitops_lab.agent.fetcher import GitFetcher
 from gitops_lab.agent.leader import LeaderElector, LeaseConfig
 from gitops_lab.agent.livecache import KindWatch, LiveCache
+from gitops_lab.agent.options import AgentOptions
 from gitops_lab.agent.server import AgentServer, Metrics, NotLeader
-from gitops_lab.agent.status import build_status, last_synced_revision, now, status_changed
+from gitops_lab.agent.work import AppWork
 from gitops_lab.agent.workqueue import AppKey, WorkQueue
-from gitops_lab.api.types import (
-    GROUP,
-    PLURAL,
-    REFRESH_ANNOTATION,
-    RESOURCES_FINALIZER,
-    VERSION,
-    ResourceKey,
-)
-from gitops_lab.cluster.binaries import cache_root
-from gitops_lab.engine.api import AppSpec, ConditionType, ReconcileResult, SpecError, SyncRequest
-from gitops_lab.engine.guard import APP_OF_APPS_OPTION
-from gitops_lab.engine.inventory import cascade_candidates, inventory_keys
+from gitops_lab.api.types import REFRESH_ANNOTATION, ResourceKey
+from gitops_lab.engine.api import AppSpec, ReconcileResult, SpecError
 from gitops_lab.engine.reconcile import Reconciler
-from gitops_lab.kube import Kube, KubeError, ResourceInfo
+from gitops_lab.kube import Kube, KubeError
 from gitops_lab.source.cache import GitCache
 from gitops_lab.source.errors import SourceError
 from gitops_lab.source.git import RepoCache
@@ -57,38 +39,11 @@ __all__ = ["Agent", "AgentOptions"]
 
 log = logging.getLogger("gitops_lab.agent")
 
-APP_INFO = ResourceInfo(GROUP, VERSION, "Application", PLURAL, True, ("list", "watch"))
 HEALTH_PROBE_AFTER = 10.0  # seconds without a successful API call before /healthz checks
 HEALTH_PROBE_EVERY = 2.0  # at most one such check per this many seconds
 
-# Retry of a failing app at an unchanged revision and spec, Argo CD-like: 2 s, 4 s, 8 s … 3 min.
-# A new revision, a spec change or a success resets it; a change of a watched object, a
-# refresh or the periodic resync still re-check the app at once.
-BACKOFF_BASE = 2.0
-BACKOFF_MAX = 180.0
 
-
-@dataclass
-class AgentOptions:
-    namespace: str = "gitops-lab"
-    poll_interval: float = 1.0  # seconds between Git polls (Argo CD: 180 s)
-    resync_interval: float = 60.0  # full re-compare of every app even when nothing happened
-    # status.reconciledAt is re-stamped at rest only this often (any change is written at
-    # once): one status PATCH per app per resync made the agent's API load grow per app
-    status_heartbeat: float = 600.0
-    workers: int = 4
-    alert_webhook: str | None = None
-    http_address: str = "127.0.0.1:0"
-    cache_dir: Path = field(default_factory=lambda: cache_root() / "repos")
-    kubectl: str | None = None
-    # leader election: only the holder of Lease <namespace>/<lease_name> reconciles
-    leader_elect: bool = True
-    lease_name: str = "gitops-lab-agent"
-    lease_duration: float = 15.0  # seconds; renew deadline 2/3 of it, retry min(2 s, 1/5)
-    identity: str = ""  # holderIdentity; default $POD_NAME or hostname_pid
-
-
-class Agent:
+class Agent(AppWork):
     """Keeps every Application in `options.namespace` equal to Git. Thread-safe start/stop.
 
     With `options.leader_elect` (the default, in-process too) only the holder of the Lease
@@ -362,7 +317,7 @@ class Agent:
         fingerprint = (meta.get("generation"), refresh, bool(obj.get("operation")),
                        meta.get("deletionTimestamp"))
         with self._lock:
-            if _older(obj, self.apps.get(app_key)):
+            if older(obj, self.apps.get(app_key)):
                 return  # a late event; we already hold a newer copy (e.g. from our own patch)
             self.apps[app_key] = obj
             if app_key not in self.statuses:
@@ -467,250 +422,4 @@ class Agent:
     def _get_app(self, namespace: str, name: str) -> dict[str, Any] | None:
         with self._lock:
             return self.apps.get((namespace, name))
-
-    # ---- the work --------------------------------------------------------------------------
-    def _worker(self, stop: threading.Event, queue: WorkQueue) -> None:
-        while not stop.is_set():
-            item = queue.get()
-            if item is None:
-                continue
-            app_key, fetch = item
-            try:
-                self._process(app_key, fetch)
-            except KubeError as exc:
-                if exc.reason == "Fenced":  # the Lease was lost: this term is ending
-                    log.info("reconcile %s/%s dropped: %s", *app_key, exc.message)
-                    queue.done(app_key)
-                    continue
-                delay = self._retry_later(app_key, ("api", exc.status), fetch)
-                log.warning("reconcile %s/%s: %s (retrying in %.0f s)", *app_key, exc.message,
-                            delay)
-                self.metrics.reconciles.labels(f"{app_key[0]}/{app_key[1]}", "error").inc()
-            except Exception:
-                delay = self._retry_later(app_key, ("crash",), fetch)
-                log.exception("reconcile %s/%s crashed (retrying in %.0f s)", *app_key, delay)
-            queue.done(app_key)
-
-    def _retry_later(self, app_key: AppKey, what: tuple[Any, ...], fetch: bool = False) -> float:
-        """Queue a failed app again after an exponential backoff (see BACKOFF_BASE)."""
-        with self._lock:
-            app = self.apps.get(app_key) or {}
-            signature = ((app.get("metadata") or {}).get("generation"), *what)
-            old, count = self._failures.get(app_key, (None, 0))
-            count = count + 1 if old == signature else 1
-            self._failures[app_key] = (signature, count)
-        delay = float(min(BACKOFF_BASE * 2 ** (count - 1), BACKOFF_MAX))
-        self.queue.add(app_key, fetch=fetch, delay=delay)
-        return delay
-
-    def _process(self, app_key: AppKey, fetch: bool) -> None:
-        with self._lock:
-            app = self.apps.get(app_key)
-            prev = dict(self.statuses.get(app_key) or (app or {}).get("status") or {})
-        if app is None:
-            return
-        if (app.get("metadata") or {}).get("deletionTimestamp"):
-            self._finalize(app_key, app, prev)  # being deleted: never sync it again
-            return
-        label = f"{app_key[0]}/{app_key[1]}"
-        generation = int((app.get("metadata") or {}).get("generation") or 0)
-        operation = app.get("operation") or None
-        if operation is not None and self._handled_ops.get(app_key, -1) >= generation:
-            operation = None  # done already; our cached copy predates the clearing patch
-        op_sync = (operation or {}).get("sync")
-        request = None
-        if operation is not None:
-            op_sync = op_sync or {}
-            request = SyncRequest(revision=op_sync.get("revision") or None,
-                                  prune=bool(op_sync.get("prune", False)))
-        started = now()
-        t0 = time.perf_counter()
-
-        compared = self.reconciler.compare(
-            app, inventory=inventory_keys(prev), last_synced=last_synced_revision(prev),
-            fetch=fetch, request=request)
-        if compared.syncs:  # before the writes, so the Event's time is when they started
-            self.recorder.emit(app, sync_started(prev, compared.result.revision or "",
-                                                 by_request=request is not None))
-        result = self.reconciler.sync(compared)
-        elapsed = time.perf_counter() - t0
-        if not self._may_write():  # no status, Events or alerts from an ex-leader
-            raise KubeError(0, "Fenced", "the Lease was lost during this reconcile; its "
-                            "result is dropped (the new leader reconciles again)")
-        status = build_status(prev, result, started_at=started, operation=operation)
-        self._index(app_key, result)
-        self._emit(app_key, app, prev, result)
-
-        if status_changed(prev, status) or operation is not None or \
-                _stale(prev, self.options.status_heartbeat):
-            self._write_status(app, status)
-        with self._lock:
-            self.statuses[app_key] = status
-            self.results[app_key] = result
-            if result.revision:
-                self._heads.setdefault(app_key, result.revision)
-        if operation is not None:
-            self._handled_ops[app_key] = generation
-            patched = self._finish_operation(app, result)
-            with self._lock:
-                if patched and not _older(patched, self.apps.get(app_key)):
-                    self.apps[app_key] = patched  # so no reconcile acts on the old spec
-        if (app.get("metadata", {}).get("annotations") or {}).get(REFRESH_ANNOTATION):
-            self._clear_refresh(app)
-        self.metrics.reconciles.labels(label, "ok" if result.ok else "error").inc()
-        self.metrics.duration.labels(label).observe(elapsed)
-        self.metrics.set_state(label, result.sync_status.value, result.health.status.value)
-        failing = [c.type for c in result.conditions if c.type in ERROR_CONDITIONS]
-        if failing:
-            self._retry_later(app_key, (result.revision, *failing))
-        else:
-            with self._lock:
-                self._failures.pop(app_key, None)
-
-    def _finalize(self, app_key: AppKey, app: Mapping[str, Any], status: Mapping[str, Any]) -> None:
-        """An Application being deleted. With the resources finalizer: delete its inventory
-        objects that carry its tracking annotation (never the agent's own), then remove the
-        finalizer. Without it: nothing — its objects are orphaned, as in Argo CD."""
-        meta = app.get("metadata") or {}
-        finalizers = list(meta.get("finalizers") or [])
-        if RESOURCES_FINALIZER not in finalizers:
-            return
-        policy = (app.get("spec") or {}).get("syncPolicy") or {}
-        app_of_apps = APP_OF_APPS_OPTION in (policy.get("syncOptions") or [])
-        inventory = inventory_keys(status)
-        live: dict[ResourceKey, dict[str, Any] | None] = {}
-        unreadable: list[str] = []
-        for key in inventory:
-            try:
-                live[key] = self.live.get(key)
-            except KubeError as exc:
-                if not exc.not_found:
-                    unreadable.append(f"{key}: {exc.message}")
-        doomed = cascade_candidates(inventory, live, app_key[0], app_key[1], app_of_apps)
-        changes = self.reconciler.manager.delete_all(doomed)
-        problems = unreadable + [f"{c.key}: {c.message}" for c in changes.failed]
-        if problems:
-            message = "cannot delete the app's objects: " + "; ".join(problems)
-            delay = self._retry_later(app_key, ("delete",))
-            with self._lock:
-                first = (ConditionType.DELETION.value,) not in self._alerted.get(app_key, set())
-                self._alerted.setdefault(app_key, set()).add((ConditionType.DELETION.value,))
-            if first:
-                self.recorder.record(app, EventType.WARNING.value, Reason.DELETION_FAILED.value,
-                                     f"{message}; the finalizer {RESOURCES_FINALIZER} stays "
-                                     f"(retrying in {delay:.0f} s)")
-            self._write_status(app, {**status, "conditions": [
-                {"type": ConditionType.DELETION.value, "message": message,
-                 "lastTransitionTime": now()}]})
-            return
-        deleted = [str(c.key) for c in changes if c.action.value == "pruned"]
-        kept = [str(k) for k in inventory
-                if k.kind == "CustomResourceDefinition" and live.get(k) is not None]
-        self.recorder.record(app, EventType.NORMAL.value, Reason.DELETED.value,
-                             "deleted with the app: " + (", ".join(deleted) or "nothing left")
-                             + (f"; left in place (CRDs are never deleted in cascade): "
-                                f"{', '.join(kept)}" if kept else ""))
-        remaining = [f for f in finalizers if f != RESOURCES_FINALIZER]
-        try:
-            self.kube.request(
-                "PATCH", APP_INFO.path(*app_key),
-                body=[{"op": "test", "path": "/metadata/finalizers", "value": finalizers},
-                      {"op": "replace", "path": "/metadata/finalizers", "value": remaining}],
-                content_type="application/json-patch+json")
-        except KubeError as exc:
-            if not exc.not_found:
-                self._retry_later(app_key, ("finalizer", exc.status))
-
-    def _index(self, app_key: AppKey, result: ReconcileResult) -> None:
-        """Remember which live objects belong to which app, so their changes re-queue it."""
-        keys = {r.key for r in result.resources}
-        with self._lock:
-            for owners in self._owners.values():
-                owners.discard(app_key)
-            for key in keys:
-                self._owners.setdefault(key, set()).add(app_key)
-        for key in keys:
-            with contextlib.suppress(KubeError):
-                self.live.get(key)  # start watching the kind, if not yet
-
-    def _emit(self, app_key: AppKey, app: Mapping[str, Any], prev: Mapping[str, Any],
-              result: ReconcileResult) -> None:
-        """Events and alerts for what changed between the previous status and this reconcile
-        (decided in agent/events.py)."""
-        label = f"{app_key[0]}/{app_key[1]}"
-        with self._lock:
-            emits, self._alerted[app_key] = decide(prev, result,
-                                                   self._alerted.get(app_key, set()))
-        for what in emits:
-            if what.reason is Reason.DRIFT_DETECTED:
-                self.metrics.drift.labels(label).inc()
-            sent = what.alert and self.alerter.send(label, what.reason.value, what.message,
-                                                    what.revision, list(what.resources))
-            if what.event:
-                self.recorder.emit(app, what, alerted=sent)
-
-    # ---- writes to the Application -------------------------------------------------------------
-    def _write_status(self, app: Mapping[str, Any], status: dict[str, Any]) -> None:
-        meta = app["metadata"]
-        path = APP_INFO.path(meta["namespace"], meta["name"]) + "/status"
-        # a merge patch with the full status: lists are replaced, absent keys are removed
-        body = {"status": {**{k: None for k in (app.get("status") or {}) if k not in status},
-                           **status}}
-        try:
-            self.kube.request("PATCH", path, body=body,
-                              content_type="application/merge-patch+json")
-        except KubeError as exc:
-            if not exc.not_found:
-                raise
-
-    def _finish_operation(self, app: Mapping[str, Any],
-                          result: ReconcileResult) -> dict[str, Any] | None:
-        meta = app["metadata"]
-        patch: dict[str, Any] = {"operation": None}
-        if result.rollback and ((app.get("spec") or {}).get("syncPolicy") or {}).get("automated"):
-            patch["spec"] = {"syncPolicy": {"automated": None}}
-            self.recorder.record(
-                app, EventType.NORMAL.value, Reason.SYNCED.value,
-                f"rolled back to {(result.revision or '')[:7]}: automated sync is now off so "
-                "the rollback is not undone; re-enable it when Git is fixed",
-                revision=result.revision or "")
-        try:
-            return self.kube.request("PATCH", APP_INFO.path(meta["namespace"], meta["name"]),
-                                     body=patch, content_type="application/merge-patch+json")
-        except KubeError as exc:
-            if not exc.not_found:
-                raise
-        return None
-
-    def _clear_refresh(self, app: Mapping[str, Any]) -> None:
-        meta = app["metadata"]
-        try:
-            self.kube.request(
-                "PATCH", APP_INFO.path(meta["namespace"], meta["name"]),
-                body={"metadata": {"annotations": {REFRESH_ANNOTATION: None}}},
-                content_type="application/merge-patch+json")
-        except KubeError as exc:
-            if not exc.not_found:
-                raise
-
-
-def _older(obj: Mapping[str, Any], than: Mapping[str, Any] | None) -> bool:
-    """True when `obj` is an older version of `than` (resourceVersions of one API server)."""
-    if than is None:
-        return False
-    try:
-        return int(obj["metadata"]["resourceVersion"]) < int(than["metadata"]["resourceVersion"])
-    except (KeyError, TypeError, ValueError):
-        return False
-
-
-def _stale(prev: Mapping[str, Any], max_age: float) -> bool:
-    stamp = prev.get("reconciledAt")
-    if not stamp:
-        return True
-    try:
-        then = time.mktime(time.strptime(str(stamp), "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
-    except ValueError:
-        return True
-    return time.time() - then > max_age
 

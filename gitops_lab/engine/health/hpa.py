@@ -1,5 +1,5 @@
 """HorizontalPodAutoscaler health: failing conditions are Degraded, a scaler able to act Healthy.
-engine/health: one entry of the assess_health table, called by engine/sync.py after apply.
+engine/health: one entry of the assess_health table, called by engine/report.py after apply.
 """
 
 from __future__ import annotations
