@@ -24,13 +24,14 @@ from gitops_lab.agent.fetcher import GitFetcher
 from gitops_lab.agent.leader import LeaderElector, LeaseConfig
 from gitops_lab.agent.livecache import KindWatch, LiveCache
 from gitops_lab.agent.options import AgentOptions
+from gitops_lab.agent.probe import ApiProbe
 from gitops_lab.agent.server import AgentServer, Metrics, NotLeader
 from gitops_lab.agent.work import AppWork
 from gitops_lab.agent.workqueue import AppKey, WorkQueue
 from gitops_lab.api.types import REFRESH_ANNOTATION, ResourceKey
 from gitops_lab.engine.api import AppSpec, ReconcileResult, SpecError
 from gitops_lab.engine.reconcile import Reconciler
-from gitops_lab.kube import Kube, KubeError
+from gitops_lab.kube import Kube
 from gitops_lab.source.cache import GitCache
 from gitops_lab.source.errors import SourceError
 from gitops_lab.source.git import RepoCache
@@ -38,9 +39,6 @@ from gitops_lab.source.git import RepoCache
 __all__ = ["Agent", "AgentOptions"]
 
 log = logging.getLogger("gitops_lab.agent")
-
-HEALTH_PROBE_AFTER = 10.0  # seconds without a successful API call before /healthz checks
-HEALTH_PROBE_EVERY = 2.0  # at most one such check per this many seconds
 
 
 class Agent(AppWork):
@@ -94,9 +92,7 @@ class Agent(AppWork):
         self.server: AgentServer | None = None
         self.started_at = 0.0
         self.terms = 0  # how many times this agent started reconciling (became leader)
-        self._probe_lock = threading.Lock()
-        self._probed_at = -1e9
-        self._probe_error = ""
+        self._probe = ApiProbe(self.kube, self.options.namespace)  # for /healthz
         # the image updater (ImagePolicies) runs in this process, only while it leads: it
         # pushes Git commits, which the Kube fence cannot stop, so it checks the Lease right
         # before each push too. Started in _start_term, stopped in _stop_term.
@@ -218,34 +214,9 @@ class Agent(AppWork):
             error = self._app_watch.error
             return False, (f"Applications in {self.options.namespace} not listed yet"
                            + (f": {error}" if error else ""))
-        problem = self._api_problem()
+        problem = self._probe.problem()
         return (not problem), problem
 
-    def _api_problem(self) -> str:
-        """Why the API server does not serve the agent ("" = it does). When the last call
-        failed, or none succeeded for HEALTH_PROBE_AFTER seconds, one cheap call (at most
-        every HEALTH_PROBE_EVERY seconds, however often /healthz is asked) finds out now.
-        The Lease requests of a standby count: its connection shares this state."""
-        now_ = time.monotonic()
-        kube = self.kube
-        if not kube.problem and now_ - kube.last_ok < HEALTH_PROBE_AFTER:
-            return ""
-        # one probe at a time; a concurrent /healthz answers with what is known
-        if self._probe_lock.acquire(blocking=False):
-            try:
-                if now_ - self._probed_at >= HEALTH_PROBE_EVERY:
-                    self._probed_at = now_
-                    try:
-                        kube.request("GET", APP_INFO.path(self.options.namespace),
-                                     query={"limit": 1}, timeout=3, retries=0)
-                        self._probe_error = ""
-                    except KubeError as exc:
-                        self._probe_error = "" if exc.status in (0, 401) else (
-                            f"cannot list Applications in {self.options.namespace}: "
-                            f"{exc.message}")
-            finally:
-                self._probe_lock.release()
-        return kube.problem or self._probe_error
     @property
     def is_leader(self) -> bool:
         """True while this agent reconciles: it holds the Lease (or elects no leader)."""
