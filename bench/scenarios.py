@@ -561,7 +561,7 @@ class Bench:
         self.report.add(Row(
             f"agent peak RSS (VmHWM), subprocess managing {size:,} objects",
             f"{fmt_mb(mem['VmHWM'])} (now {fmt_mb(mem['VmRSS'])})",
-            f"{fmt_mb(bare)} bare `import gitops_lab.agent`",
+            f"{fmt_mb(bare)} bare `import gitops_lab.agent.controller`",
             fmt_ratio(mem["VmHWM"], bare),
             f"≤ {TARGET_RSS_MB} MB", verdict(peak_mb <= TARGET_RSS_MB)))
         t_k = self.kubectl_initial.get(("configmaps", size), float("nan"))

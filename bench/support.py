@@ -384,7 +384,7 @@ def proc_memory(pid: int) -> dict[str, int]:
     return out
 
 
-def bare_import_peak_rss(module: str = "gitops_lab.agent") -> int:
+def bare_import_peak_rss(module: str = "gitops_lab.agent.controller") -> int:
     """Peak RSS (kB) of `python -c "import <module>"`, read by that process at its end."""
     code = (f"import {module}\n"
             "for line in open('/proc/self/status'):\n"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import sys
 from pathlib import Path
@@ -94,39 +93,9 @@ def _agent_install(args: argparse.Namespace) -> int:
 
 
 def _agent_run(args: argparse.Namespace) -> int:
-    import os
+    from gitops_lab.agent.main import run
 
-    from gitops_lab.agent.controller import Agent, AgentOptions
-    from gitops_lab.install import InstallError, agent_token_source
-    from gitops_lab.source.render import ALLOW_REMOTE_BASES_ENV
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.allow_remote_bases:
-        os.environ[ALLOW_REMOTE_BASES_ENV] = "1"
-    if args.in_cluster:
-        kube = Kube.in_cluster()  # the kubelet rotates the token file; the client re-reads it
-    else:
-        admin = _kube(args)
-        kube = admin
-        if not args.as_admin:
-            # local mode: act as the agent's ServiceAccount so RBAC is exercised for real;
-            # its token is renewed before it expires and re-requested when it is rejected
-            source = agent_token_source(admin, args.namespace, seconds=args.token_expiration)
-            if not source.token():
-                raise InstallError(source.error)
-            kube = admin.with_token_source(source, "gitops-lab-agent")
-    options = AgentOptions(namespace=args.namespace, poll_interval=args.poll_interval,
-                           alert_webhook=args.alert_webhook, http_address=args.http_address,
-                           leader_elect=args.leader_elect, lease_name=args.lease_name,
-                           lease_duration=args.lease_duration)
-    agent = Agent(kube, options)
-    election = (f"; leader election on Lease {args.namespace}/{args.lease_name} as "
-                f"{agent.identity}" if args.leader_elect else "; no leader election")
-    print(f"agent watching namespace {args.namespace}{election}; Ctrl-C to stop",
-          file=sys.stderr)
-    agent.run_forever()
-    print("agent stopped", file=sys.stderr)
-    return 0
+    return run(args)
 
 
 # ---- app ----------------------------------------------------------------------------------------
@@ -203,19 +172,15 @@ def _app_get(args: argparse.Namespace) -> int:
 
 def _app_diff(args: argparse.Namespace) -> int:
     """Compare Git with the live cluster here, without the agent (like `argocd app diff --local`)."""
-    from gitops_lab.engine.sync import Reconciler
+    from gitops_lab.engine.reconcile import compare_app
+    from gitops_lab.install.incluster import host_git_urls
     from gitops_lab.paths import cache_root
     from gitops_lab.source import RepoCache
 
     kube = _kube(args)
     app = Apps(kube, args.namespace).get(args.name)
-    compare_only = dict(app)
-    compare_only["spec"] = {**(app.get("spec") or {}), "syncPolicy": None}
-    compare_only.pop("operation", None)
-    from gitops_lab.install.incluster import host_git_urls
-
     repos = RepoCache(cache_root() / "repos-cli", fetch_urls=host_git_urls())
-    result = Reconciler(kube, repos).reconcile(compare_only)
+    result = compare_app(kube, app, repos)
     for cond in result.conditions:
         print(f"{cond.type}: {cond.message}", file=sys.stderr)
     changed = 0
@@ -328,29 +293,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "whose kubeconfig is in use, if any)")
     p.set_defaults(func=_guard(_agent_install))
     p = agent_sub.add_parser("run", parents=[common], help="run the agent in the foreground")
-    p.add_argument("--poll-interval", type=float, default=1.0,
-                   help="seconds between Git polls (default 1; Argo CD polls every 180)")
-    p.add_argument("--alert-webhook", help="POST alerts (JSON) to this URL")
-    p.add_argument("--http-address", default="127.0.0.1:8080",
-                   help="/healthz, /readyz, /metrics, /webhook, /registry-webhook "
-                        "(default 127.0.0.1:8080)")
-    p.add_argument("--in-cluster", action="store_true", help="use the pod's ServiceAccount")
-    p.add_argument("--as-admin", action="store_true",
-                   help="use the kubeconfig's identity instead of the agent's ServiceAccount")
-    p.add_argument("--token-expiration", type=int, default=3600, metavar="SECONDS",
-                   help="lifetime of the agent's ServiceAccount token (TokenRequest, at least "
-                        "600); renewed at 80%% of it (default 3600)")
-    p.add_argument("--allow-remote-bases", action="store_true",
-                   help="let kustomizations load remote bases (URLs, github.com/…); off by "
-                        "default: rendering then fetches from the network")
-    p.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
-                   help="reconcile only while holding the Lease, so two agents never both "
-                        "write (default on)")
-    p.add_argument("--lease-name", default="gitops-lab-agent",
-                   help="Lease in --namespace used for leader election (default gitops-lab-agent)")
-    p.add_argument("--lease-duration", type=float, default=15.0,
-                   help="seconds a standby waits for a silent leader before taking over "
-                        "(default 15; the leader renews every 2 s)")
+    from gitops_lab.agent.main import add_run_arguments
+
+    add_run_arguments(p)
     p.set_defaults(func=_guard(_agent_run))
 
     app = sub.add_parser("app", help="Argo CD's `argocd app` verbs")

@@ -1,7 +1,7 @@
-"""`python -m gitops_lab.agent [args]` = `gitops-lab agent run [args]`."""
+"""`python -m gitops_lab.agent [args]` = `gitops-lab agent run [args]`, without the CLI."""
 
 import sys
 
-from gitops_lab.cli import main
+from gitops_lab.agent.main import main
 
-sys.exit(main(["agent", "run", *sys.argv[1:]]))
+sys.exit(main())

@@ -1,6 +1,7 @@
 """The GitOps agent: watches Applications and the objects they manage, polls Git, reconciles.
-Top of the agent/ package: runs engine/sync.py in worker threads and writes status, events,
-alerts and metrics. Runs in the foreground (`gitops-lab agent run`) or in a notebook thread.
+Top of the agent/ package: its lifecycle, leadership terms, health and inputs (watches, the
+Git poller, webhooks) live here; the work of one reconcile is agent/work.py. Runs in the
+foreground (`gitops-lab agent run`) or in a notebook thread.
 
 With leader election (the default) the agent first campaigns for a Lease (agent/leader.py):
 its HTTP server is up at once, but watches, workers and the Git poller run only while it is
@@ -12,142 +13,35 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import signal
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from gitops_lab.agent.appwrites import APP_INFO, older
 from gitops_lab.agent.events import Alerter, Recorder
 from gitops_lab.agent.fetcher import GitFetcher
 from gitops_lab.agent.leader import LeaderElector, LeaseConfig
 from gitops_lab.agent.livecache import KindWatch, LiveCache
+from gitops_lab.agent.options import AgentOptions
+from gitops_lab.agent.probe import ApiProbe
 from gitops_lab.agent.server import AgentServer, Metrics, NotLeader
-from gitops_lab.agent.status import build_status, now, status_changed
-from gitops_lab.api.types import (
-    GROUP,
-    PLURAL,
-    REFRESH_ANNOTATION,
-    RESOURCES_FINALIZER,
-    VERSION,
-    HealthStatus,
-    ResourceKey,
-    SyncStatus,
-)
-from gitops_lab.engine.guard import APP_OF_APPS_OPTION
-from gitops_lab.engine.inventory import cascade_candidates, inventory_keys
-from gitops_lab.engine.sync import AppSpec, Reconciler, ReconcileResult, SpecError, SyncRequest
-from gitops_lab.kube import Kube, KubeError, ResourceInfo
-from gitops_lab.paths import cache_root
-from gitops_lab.source import RepoCache, SourceError
+from gitops_lab.agent.work import AppWork
+from gitops_lab.agent.workqueue import AppKey, WorkQueue
+from gitops_lab.api.types import REFRESH_ANNOTATION, ResourceKey
+from gitops_lab.engine.api import AppSpec, ReconcileResult, SpecError
+from gitops_lab.engine.reconcile import Reconciler
+from gitops_lab.kube import Kube
+from gitops_lab.source.cache import GitCache
+from gitops_lab.source.errors import SourceError
+from gitops_lab.source.git import RepoCache
 
-__all__ = ["Agent", "AgentOptions", "WorkQueue"]
+__all__ = ["Agent", "AgentOptions"]
 
 log = logging.getLogger("gitops_lab.agent")
-AppKey = tuple[str, str]  # (namespace, name)
-
-APP_INFO = ResourceInfo(GROUP, VERSION, "Application", PLURAL, True, ("list", "watch"))
-HEALTH_PROBE_AFTER = 10.0  # seconds without a successful API call before /healthz checks
-HEALTH_PROBE_EVERY = 2.0  # at most one such check per this many seconds
-
-# Retry of a failing app at an unchanged revision and spec, Argo CD-like: 2 s, 4 s, 8 s … 3 min.
-# A new revision, a spec change or a success resets it; a change of a watched object, a
-# refresh or the periodic resync still re-check the app at once.
-BACKOFF_BASE = 2.0
-BACKOFF_MAX = 180.0
-# conditions that are failures (retried with backoff); SharedResourceWarning is not one
-ERROR_CONDITIONS = ("ComparisonError", "SyncError", "SourceError")
 
 
-@dataclass
-class AgentOptions:
-    namespace: str = "gitops-lab"
-    poll_interval: float = 1.0  # seconds between Git polls (Argo CD: 180 s)
-    resync_interval: float = 60.0  # full re-compare of every app even when nothing happened
-    # status.reconciledAt is re-stamped at rest only this often (any change is written at
-    # once): one status PATCH per app per resync made the agent's API load grow per app
-    status_heartbeat: float = 600.0
-    workers: int = 4
-    alert_webhook: str | None = None
-    http_address: str = "127.0.0.1:0"
-    cache_dir: Path = field(default_factory=lambda: cache_root() / "repos")
-    kubectl: str | None = None
-    # leader election: only the holder of Lease <namespace>/<lease_name> reconciles
-    leader_elect: bool = True
-    lease_name: str = "gitops-lab-agent"
-    lease_duration: float = 15.0  # seconds; renew deadline 2/3 of it, retry min(2 s, 1/5)
-    identity: str = ""  # holderIdentity; default $POD_NAME or hostname_pid
-
-
-class WorkQueue:
-    """client-go's workqueue in small: a key is queued once, never processed twice at once."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._pending: dict[AppKey, tuple[float, bool]] = {}  # key -> (due time, fetch)
-        self._active: set[AppKey] = set()
-        self._again: dict[AppKey, tuple[float, bool]] = {}  # added while active: (due, fetch)
-        self._closed = False
-
-    def add(self, key: AppKey, *, fetch: bool = False, delay: float = 0.0) -> None:
-        with self._cond:
-            due = time.monotonic() + delay
-            if key in self._active:
-                # keep the delay: a retry queued by the reconcile itself must not run at once
-                old_again = self._again.get(key)
-                if old_again is not None:
-                    due, fetch = min(due, old_again[0]), fetch or old_again[1]
-                self._again[key] = (due, fetch)
-                return
-            old = self._pending.get(key)
-            if old is not None:
-                due = min(due, old[0])
-                fetch = fetch or old[1]
-            self._pending[key] = (due, fetch)
-            self._cond.notify()
-
-    def get(self, timeout: float = 0.5) -> tuple[AppKey, bool] | None:
-        with self._cond:
-            deadline = time.monotonic() + timeout
-            while not self._closed:
-                now_ = time.monotonic()
-                ready = [(d, k) for k, (d, _) in self._pending.items() if d <= now_]
-                if ready:
-                    _, key = min(ready)
-                    _, fetch = self._pending.pop(key)
-                    self._active.add(key)
-                    return key, fetch
-                wait = min([d for d, _ in self._pending.values()] + [deadline]) - now_
-                if now_ >= deadline:
-                    return None
-                self._cond.wait(max(0.001, wait))
-            return None
-
-    def done(self, key: AppKey) -> None:
-        with self._cond:
-            self._active.discard(key)
-            if key in self._again:
-                due, fetch = self._again.pop(key)
-                old = self._pending.get(key)
-                if old is not None:
-                    due, fetch = min(due, old[0]), fetch or old[1]
-                self._pending[key] = (due, fetch)
-                self._cond.notify()
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-    def __len__(self) -> int:
-        with self._cond:
-            return len(self._pending)
-
-
-class Agent:
+class Agent(AppWork):
     """Keeps every Application in `options.namespace` equal to Git. Thread-safe start/stop.
 
     With `options.leader_elect` (the default, in-process too) only the holder of the Lease
@@ -167,7 +61,7 @@ class Agent:
         self.repos = RepoCache(self.options.cache_dir)
         self._stop = threading.Event()  # the agent's: set once, by stop() or a signal
         # Git fetches run on one thread per repository for the agent's whole life (they
-        # write only to the local mirrors); each term's Reconciler asks them for fetches
+        # write only to the local mirrors); each term's GitCache asks them for fetches
         self.fetcher = GitFetcher(self._fetch_repo, self._after_fetch, self._stop)
         self._fetch_failing: dict[str, bool] = {}
         self.recorder = Recorder(self.kube)
@@ -176,7 +70,8 @@ class Agent:
         # the leader's machinery, made anew for every term (see _start_term)
         self.queue = WorkQueue()
         self.live = LiveCache(self.kube, self._on_live_change)
-        self.reconciler = self._new_reconciler()
+        self.git = self._new_git_cache()
+        self.reconciler = Reconciler(self.kube, self.git, self.live)
         self.apps: dict[AppKey, dict[str, Any]] = {}
         self.results: dict[AppKey, ReconcileResult] = {}
         self.statuses: dict[AppKey, dict[str, Any]] = {}
@@ -197,9 +92,7 @@ class Agent:
         self.server: AgentServer | None = None
         self.started_at = 0.0
         self.terms = 0  # how many times this agent started reconciling (became leader)
-        self._probe_lock = threading.Lock()
-        self._probed_at = -1e9
-        self._probe_error = ""
+        self._probe = ApiProbe(self.kube, self.options.namespace)  # for /healthz
         # the image updater (ImagePolicies) runs in this process, only while it leads: it
         # pushes Git commits, which the Kube fence cannot stop, so it checks the Lease right
         # before each push too. Started in _start_term, stopped in _stop_term.
@@ -240,7 +133,8 @@ class Agent:
             self.terms += 1
             self.queue = WorkQueue()
             self.live = LiveCache(self.kube, self._on_live_change)
-            self.reconciler = self._new_reconciler(self.reconciler.fetch_errors)
+            self.git = self._new_git_cache(self.git.fetch_errors)
+            self.reconciler = Reconciler(self.kube, self.git, self.live)
             self._app_watch = KindWatch(self.kube, APP_INFO, self._on_app_change, stop,
                                         namespace=self.options.namespace)
             self._app_watch.start()
@@ -250,14 +144,13 @@ class Agent:
             self.images.start()
             self.metrics.leader.set(1)
 
-    def _new_reconciler(self, fetch_errors: dict[str, str] | None = None) -> Reconciler:
-        """A term's Reconciler: fetches go through the agent's per-repo fetcher, and what is
-        known about Git (which repos fail to fetch, and why) carries over from the last term."""
-        reconciler = Reconciler(self.kube, self.repos, self.live, kubectl=self.options.kubectl)
-        reconciler.background_fetch = self.fetcher.request
-        if fetch_errors:
-            reconciler.fetch_errors.update(fetch_errors)
-        return reconciler
+    def _new_git_cache(self, fetch_errors: dict[str, str] | None = None) -> GitCache:
+        """A term's Git cache, shared by the poller and the reconciles: fetches go through the
+        agent's per-repo fetcher, and what is known about Git (which repos fail to fetch, and
+        why) carries over from the last term."""
+        git = GitCache(self.repos, kubectl=self.options.kubectl, fetch_errors=fetch_errors)
+        git.background_fetch = self.fetcher.request
+        return git
 
     def _stop_term(self) -> None:
         """Stop reconciling: no new work; the reconciles in flight end (their writes are fenced
@@ -321,34 +214,9 @@ class Agent:
             error = self._app_watch.error
             return False, (f"Applications in {self.options.namespace} not listed yet"
                            + (f": {error}" if error else ""))
-        problem = self._api_problem()
+        problem = self._probe.problem()
         return (not problem), problem
 
-    def _api_problem(self) -> str:
-        """Why the API server does not serve the agent ("" = it does). When the last call
-        failed, or none succeeded for HEALTH_PROBE_AFTER seconds, one cheap call (at most
-        every HEALTH_PROBE_EVERY seconds, however often /healthz is asked) finds out now.
-        The Lease requests of a standby count: its connection shares this state."""
-        now_ = time.monotonic()
-        kube = self.kube
-        if not kube.problem and now_ - kube.last_ok < HEALTH_PROBE_AFTER:
-            return ""
-        # one probe at a time; a concurrent /healthz answers with what is known
-        if self._probe_lock.acquire(blocking=False):
-            try:
-                if now_ - self._probed_at >= HEALTH_PROBE_EVERY:
-                    self._probed_at = now_
-                    try:
-                        kube.request("GET", APP_INFO.path(self.options.namespace),
-                                     query={"limit": 1}, timeout=3, retries=0)
-                        self._probe_error = ""
-                    except KubeError as exc:
-                        self._probe_error = "" if exc.status in (0, 401) else (
-                            f"cannot list Applications in {self.options.namespace}: "
-                            f"{exc.message}")
-            finally:
-                self._probe_lock.release()
-        return kube.problem or self._probe_error
     @property
     def is_leader(self) -> bool:
         """True while this agent reconciles: it holds the Lease (or elects no leader)."""
@@ -420,7 +288,7 @@ class Agent:
         fingerprint = (meta.get("generation"), refresh, bool(obj.get("operation")),
                        meta.get("deletionTimestamp"))
         with self._lock:
-            if _older(obj, self.apps.get(app_key)):
+            if older(obj, self.apps.get(app_key)):
                 return  # a late event; we already hold a newer copy (e.g. from our own patch)
             self.apps[app_key] = obj
             if app_key not in self.statuses:
@@ -456,9 +324,9 @@ class Agent:
                     queue.add(app_key)
 
     def _fetch_repo(self, url: str) -> None:
-        with contextlib.suppress(SourceError):  # recorded in reconciler.fetch_errors
-            have_mirror = (self.repos.mirror_path(url) / "HEAD").exists()
-            self.reconciler.fetch(url, timeout=10 if have_mirror else 30)
+        git = self.git
+        with contextlib.suppress(SourceError):  # recorded in git.fetch_errors
+            git.fetch(url, timeout=10 if git.has_mirror(url) else 30)
 
     def _after_fetch(self, url: str) -> None:
         """On the repo's fetch thread: queue the apps of `url` whose target moved, or all of
@@ -471,16 +339,17 @@ class Agent:
                 spec = AppSpec.from_object(app)
                 if spec.repo_url == url:
                     members.append((app_key, spec))
-        failing = url in self.reconciler.fetch_errors
+        git = self.git
+        failing = url in git.fetch_errors
         if failing != self._fetch_failing.get(url, False):
             self._fetch_failing[url] = failing
             for app_key, _ in members:
                 self.queue.add(app_key)  # Git went away or came back: say so
-        if failing or not (self.repos.mirror_path(url) / "HEAD").exists():
+        if failing or not git.has_mirror(url):
             return
         for app_key, spec in members:
             try:
-                head = self.reconciler.resolve(spec, None, fetch=False)
+                head = git.resolve(url, spec.target_revision)
             except SourceError:
                 head = ""
             if self._heads.get(app_key) != head:
@@ -525,321 +394,3 @@ class Agent:
         with self._lock:
             return self.apps.get((namespace, name))
 
-    # ---- the work --------------------------------------------------------------------------
-    def _worker(self, stop: threading.Event, queue: WorkQueue) -> None:
-        while not stop.is_set():
-            item = queue.get()
-            if item is None:
-                continue
-            app_key, fetch = item
-            try:
-                self._process(app_key, fetch)
-            except KubeError as exc:
-                if exc.reason == "Fenced":  # the Lease was lost: this term is ending
-                    log.info("reconcile %s/%s dropped: %s", *app_key, exc.message)
-                    queue.done(app_key)
-                    continue
-                delay = self._retry_later(app_key, ("api", exc.status), fetch)
-                log.warning("reconcile %s/%s: %s (retrying in %.0f s)", *app_key, exc.message,
-                            delay)
-                self.metrics.reconciles.labels(f"{app_key[0]}/{app_key[1]}", "error").inc()
-            except Exception:
-                delay = self._retry_later(app_key, ("crash",), fetch)
-                log.exception("reconcile %s/%s crashed (retrying in %.0f s)", *app_key, delay)
-            queue.done(app_key)
-
-    def _retry_later(self, app_key: AppKey, what: tuple[Any, ...], fetch: bool = False) -> float:
-        """Queue a failed app again after an exponential backoff (see BACKOFF_BASE)."""
-        with self._lock:
-            app = self.apps.get(app_key) or {}
-            signature = ((app.get("metadata") or {}).get("generation"), *what)
-            old, count = self._failures.get(app_key, (None, 0))
-            count = count + 1 if old == signature else 1
-            self._failures[app_key] = (signature, count)
-        delay = float(min(BACKOFF_BASE * 2 ** (count - 1), BACKOFF_MAX))
-        self.queue.add(app_key, fetch=fetch, delay=delay)
-        return delay
-
-    def _process(self, app_key: AppKey, fetch: bool) -> None:
-        with self._lock:
-            app = self.apps.get(app_key)
-            prev = dict(self.statuses.get(app_key) or (app or {}).get("status") or {})
-        if app is None:
-            return
-        if (app.get("metadata") or {}).get("deletionTimestamp"):
-            self._finalize(app_key, app, prev)  # being deleted: never sync it again
-            return
-        label = f"{app_key[0]}/{app_key[1]}"
-        generation = int((app.get("metadata") or {}).get("generation") or 0)
-        operation = app.get("operation") or None
-        if operation is not None and self._handled_ops.get(app_key, -1) >= generation:
-            operation = None  # done already; our cached copy predates the clearing patch
-        op_sync = (operation or {}).get("sync")
-        request = None
-        if operation is not None:
-            op_sync = op_sync or {}
-            request = SyncRequest(revision=op_sync.get("revision") or None,
-                                  prune=bool(op_sync.get("prune", False)))
-        started = now()
-        t0 = time.perf_counter()
-
-        last_op = prev.get("operationState") or {}
-        last_failed = (last_op.get("phase") == "Failed",
-                       (last_op.get("syncResult") or {}).get("revision"))
-
-        def on_sync_start(sha: str) -> None:
-            why = "operation" if request else "automated sync"
-            retry = request is None and last_failed == (True, sha)
-            self.recorder.record(app, "Normal", "SyncStarted",
-                                 f"{why}: syncing to {sha[:7]}" + (" (retry)" if retry else ""),
-                                 revision=sha,
-                                 # a retry of a failed sync counts up one Event, like kubectl's
-                                 aggregate=("SyncStarted", sha) if retry else None)
-
-        result = self.reconciler.reconcile(app, fetch=fetch, sync=request, previous=prev,
-                                           on_sync_start=on_sync_start)
-        elapsed = time.perf_counter() - t0
-        if not self._may_write():  # no status, Events or alerts from an ex-leader
-            raise KubeError(0, "Fenced", "the Lease was lost during this reconcile; its "
-                            "result is dropped (the new leader reconciles again)")
-        status = build_status(prev, result, started_at=started, operation=operation)
-        self._index(app_key, result)
-        self._emit(app, prev, result)
-
-        rollback = False
-        if request is not None and request.revision and result.revision and result.spec:
-            try:
-                head = self.reconciler.resolve(result.spec, None, fetch=False)
-            except SourceError:
-                head = ""
-            rollback = bool(head) and head != result.revision
-        if status_changed(prev, status) or operation is not None or \
-                _stale(prev, self.options.status_heartbeat):
-            self._write_status(app, status)
-        with self._lock:
-            self.statuses[app_key] = status
-            self.results[app_key] = result
-            if result.revision:
-                self._heads.setdefault(app_key, result.revision)
-        if operation is not None:
-            self._handled_ops[app_key] = generation
-            patched = self._finish_operation(app, rollback, result)
-            with self._lock:
-                if patched and not _older(patched, self.apps.get(app_key)):
-                    self.apps[app_key] = patched  # so no reconcile acts on the old spec
-        if (app.get("metadata", {}).get("annotations") or {}).get(REFRESH_ANNOTATION):
-            self._clear_refresh(app)
-        self.metrics.reconciles.labels(label, "ok" if result.ok else "error").inc()
-        self.metrics.duration.labels(label).observe(elapsed)
-        self.metrics.set_state(label, result.sync_status.value, result.health.status.value)
-        failing = [c.type for c in result.conditions if c.type in ERROR_CONDITIONS]
-        if failing:
-            self._retry_later(app_key, (result.revision, *failing))
-        else:
-            with self._lock:
-                self._failures.pop(app_key, None)
-
-    def _finalize(self, app_key: AppKey, app: Mapping[str, Any], status: Mapping[str, Any]) -> None:
-        """An Application being deleted. With the resources finalizer: delete its inventory
-        objects that carry its tracking annotation (never the agent's own), then remove the
-        finalizer. Without it: nothing — its objects are orphaned, as in Argo CD."""
-        meta = app.get("metadata") or {}
-        finalizers = list(meta.get("finalizers") or [])
-        if RESOURCES_FINALIZER not in finalizers:
-            return
-        policy = (app.get("spec") or {}).get("syncPolicy") or {}
-        app_of_apps = APP_OF_APPS_OPTION in (policy.get("syncOptions") or [])
-        inventory = inventory_keys(status)
-        live: dict[ResourceKey, dict[str, Any] | None] = {}
-        unreadable: list[str] = []
-        for key in inventory:
-            try:
-                live[key] = self.live.get(key)
-            except KubeError as exc:
-                if not exc.not_found:
-                    unreadable.append(f"{key}: {exc.message}")
-        doomed = cascade_candidates(inventory, live, app_key[0], app_key[1], app_of_apps)
-        changes = self.reconciler.manager.delete_all(doomed)
-        problems = unreadable + [f"{c.key}: {c.message}" for c in changes.failed]
-        if problems:
-            message = "cannot delete the app's objects: " + "; ".join(problems)
-            delay = self._retry_later(app_key, ("delete",))
-            with self._lock:
-                first = ("DeletionError",) not in self._alerted.get(app_key, set())
-                self._alerted.setdefault(app_key, set()).add(("DeletionError",))
-            if first:
-                self.recorder.record(app, "Warning", "DeletionFailed",
-                                     f"{message}; the finalizer {RESOURCES_FINALIZER} stays "
-                                     f"(retrying in {delay:.0f} s)")
-            self._write_status(app, {**status, "conditions": [
-                {"type": "DeletionError", "message": message, "lastTransitionTime": now()}]})
-            return
-        deleted = [str(c.key) for c in changes if c.action.value == "pruned"]
-        kept = [str(k) for k in inventory
-                if k.kind == "CustomResourceDefinition" and live.get(k) is not None]
-        self.recorder.record(app, "Normal", "Deleted",
-                             "deleted with the app: " + (", ".join(deleted) or "nothing left")
-                             + (f"; left in place (CRDs are never deleted in cascade): "
-                                f"{', '.join(kept)}" if kept else ""))
-        remaining = [f for f in finalizers if f != RESOURCES_FINALIZER]
-        try:
-            self.kube.request(
-                "PATCH", APP_INFO.path(*app_key),
-                body=[{"op": "test", "path": "/metadata/finalizers", "value": finalizers},
-                      {"op": "replace", "path": "/metadata/finalizers", "value": remaining}],
-                content_type="application/json-patch+json")
-        except KubeError as exc:
-            if not exc.not_found:
-                self._retry_later(app_key, ("finalizer", exc.status))
-
-    def _index(self, app_key: AppKey, result: ReconcileResult) -> None:
-        """Remember which live objects belong to which app, so their changes re-queue it."""
-        keys = {r.key for r in result.resources}
-        with self._lock:
-            for owners in self._owners.values():
-                owners.discard(app_key)
-            for key in keys:
-                self._owners.setdefault(key, set()).add(app_key)
-        for key in keys:
-            with contextlib.suppress(KubeError):
-                self.live.get(key)  # start watching the kind, if not yet
-
-    def _emit(self, app: Mapping[str, Any], prev: Mapping[str, Any],
-              result: ReconcileResult) -> None:
-        """Events and alerts for what changed between the previous status and this reconcile."""
-        label = f"{app['metadata']['namespace']}/{app['metadata']['name']}"
-        rev = result.revision or ""
-        prev_sync = (prev.get("sync") or {}).get("status")
-        prev_health = (prev.get("health") or {}).get("status")
-        last_synced = ((prev.get("operationState") or {}).get("syncResult") or {}).get("revision")
-        spec = result.spec
-        # Drift: live changed while Git did not (same revision as the last successful sync)
-        drifted = result.compared_out_of_sync
-        if drifted and rev and rev == last_synced and prev_sync == SyncStatus.SYNCED.value:
-            names = [str(d.key) for d in drifted]
-            msg = f"live state differs from Git at {rev[:7]}: " + "; ".join(
-                f"{d.key} {d.message}" for d in drifted[:5])
-            healing = bool(spec and spec.automated and spec.self_heal)
-            msg += " — self-heal reverts it" if healing else " — self-heal is off: sync to revert"
-            self.metrics.drift.labels(label).inc()
-            self._alert(app, "DriftDetected", msg, rev, names)
-            if healing and result.changes is not None and not result.sync_error:
-                self.recorder.record(app, "Normal", "SelfHealed",
-                                     f"reverted drift on {', '.join(names[:5])}", revision=rev)
-        if result.changes is not None and not result.sync_error:
-            self.recorder.record(app, "Normal", "Synced",
-                                 f"synced to {rev[:7]}: {result.changes.summary()}",
-                                 revision=rev)
-            pruned = [str(c.key) for c in result.changes if c.action.value == "pruned"]
-            if pruned:
-                self.recorder.record(app, "Normal", "Pruned", "pruned " + ", ".join(pruned),
-                                     revision=rev)
-        # SyncFailed: once per failure — keyed by condition type, revision and the objects
-        # named, never by the message text (which may carry a timestamp or vary in order)
-        app_key = (str(app["metadata"]["namespace"]), str(app["metadata"]["name"]))
-        failed = [str(c.key) for c in result.changes.failed] if result.changes else []
-        current: dict[tuple[str, ...], tuple[str, list[str]]] = {}
-        for cond in result.conditions:
-            if cond.type not in (*ERROR_CONDITIONS, "InvalidSpecError"):
-                continue
-            if cond.type == "SyncError" and result.sync_error:
-                message, resources = result.sync_error, failed
-            else:
-                message, resources = f"{cond.type}: {cond.message}", []
-            current[("SyncFailed", cond.type, rev, *cond.objects)] = (message, resources)
-        with self._lock:
-            before = self._alerted.get(app_key, set())
-            self._alerted[app_key] = set(current)
-        for key, (message, resources) in current.items():
-            if key not in before:
-                self._alert(app, "SyncFailed", message, rev, resources)
-        health = result.health.status.value
-        if prev_health != health:
-            kind = "Warning" if health == HealthStatus.DEGRADED.value else "Normal"
-            self.recorder.record(app, kind, "HealthChanged",
-                                 f"health {prev_health or 'unknown'} → {health}"
-                                 + (f": {result.health.message}" if result.health.message else ""),
-                                 revision=rev)
-            if health == HealthStatus.DEGRADED.value:
-                bad = [str(r.key) for r in result.resources
-                       if r.health and r.health.status is HealthStatus.DEGRADED]
-                self.alerter.send(label, "HealthDegraded", result.health.message, rev, bad)
-
-    def _alert(self, app: Mapping[str, Any], reason: str, message: str, revision: str,
-               resources: list[str]) -> None:
-        label = f"{app['metadata']['namespace']}/{app['metadata']['name']}"
-        sent = self.alerter.send(label, reason, message, revision, resources)
-        self.recorder.record(app, "Warning", reason, message, revision=revision,
-                             resources=tuple(resources), alerted=sent)
-
-    # ---- writes to the Application -------------------------------------------------------------
-    def _write_status(self, app: Mapping[str, Any], status: dict[str, Any]) -> None:
-        meta = app["metadata"]
-        path = APP_INFO.path(meta["namespace"], meta["name"]) + "/status"
-        # a merge patch with the full status: lists are replaced, absent keys are removed
-        body = {"status": {**{k: None for k in (app.get("status") or {}) if k not in status},
-                           **status}}
-        try:
-            self.kube.request("PATCH", path, body=body,
-                              content_type="application/merge-patch+json")
-        except KubeError as exc:
-            if not exc.not_found:
-                raise
-
-    def _finish_operation(self, app: Mapping[str, Any], rollback: bool,
-                          result: ReconcileResult) -> dict[str, Any] | None:
-        meta = app["metadata"]
-        patch: dict[str, Any] = {"operation": None}
-        if rollback and ((app.get("spec") or {}).get("syncPolicy") or {}).get("automated"):
-            patch["spec"] = {"syncPolicy": {"automated": None}}
-            self.recorder.record(
-                app, "Normal", "Synced",
-                f"rolled back to {(result.revision or '')[:7]}: automated sync is now off so "
-                "the rollback is not undone; re-enable it when Git is fixed",
-                revision=result.revision or "")
-        try:
-            return self.kube.request("PATCH", APP_INFO.path(meta["namespace"], meta["name"]),
-                                     body=patch, content_type="application/merge-patch+json")
-        except KubeError as exc:
-            if not exc.not_found:
-                raise
-        return None
-
-    def _clear_refresh(self, app: Mapping[str, Any]) -> None:
-        meta = app["metadata"]
-        try:
-            self.kube.request(
-                "PATCH", APP_INFO.path(meta["namespace"], meta["name"]),
-                body={"metadata": {"annotations": {REFRESH_ANNOTATION: None}}},
-                content_type="application/merge-patch+json")
-        except KubeError as exc:
-            if not exc.not_found:
-                raise
-
-
-def _older(obj: Mapping[str, Any], than: Mapping[str, Any] | None) -> bool:
-    """True when `obj` is an older version of `than` (resourceVersions of one API server)."""
-    if than is None:
-        return False
-    try:
-        return int(obj["metadata"]["resourceVersion"]) < int(than["metadata"]["resourceVersion"])
-    except (KeyError, TypeError, ValueError):
-        return False
-
-
-def _stale(prev: Mapping[str, Any], max_age: float) -> bool:
-    stamp = prev.get("reconciledAt")
-    if not stamp:
-        return True
-    try:
-        then = time.mktime(time.strptime(str(stamp), "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
-    except ValueError:
-        return True
-    return time.time() - then > max_age
-
-
-def default_options_from_env() -> AgentOptions:
-    opts = AgentOptions()
-    if os.environ.get("GITOPS_LAB_POLL_INTERVAL"):
-        opts.poll_interval = float(os.environ["GITOPS_LAB_POLL_INTERVAL"])
-    return opts

@@ -1,28 +1,149 @@
 """Kubernetes Events on Applications, and alerts POSTed to a webhook.
-Used by agent/controller.py; every event is also kept in memory for the EventLog widget.
+What to say is decided by pure functions (`sync_started`, `decide`: previous status + this
+reconcile's result → Events and alerts); `Recorder` and `Alerter` say it. Used by
+agent/controller.py; listeners (the EventLog widget) get every Event recorded.
 """
 
 from __future__ import annotations
 
 import collections
+import enum
 import json
 import logging
 import threading
 import urllib.request
 import uuid
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Set
+from dataclasses import dataclass, field
 from typing import Any
 
-from gitops_lab.agent.status import now
-from gitops_lab.api.types import API_VERSION, KIND
+from gitops_lab.agent.status import Phase, last_synced_revision, now
+from gitops_lab.api.types import API_VERSION, KIND, HealthStatus, SyncStatus
+from gitops_lab.engine.api import ConditionType, ReconcileResult
 from gitops_lab.kube import Kube, KubeError
 
-__all__ = ["ALERT_REASONS", "Alerter", "EventRecord", "Recorder"]
+__all__ = ["ALERT_REASONS", "Alerter", "Emit", "EventRecord", "EventType", "Reason", "Recorder",
+           "decide", "sync_started"]
 
 log = logging.getLogger("gitops_lab.agent.events")
 
-ALERT_REASONS = ("DriftDetected", "SyncFailed", "HealthDegraded")
+
+class EventType(enum.StrEnum):
+    NORMAL = "Normal"
+    WARNING = "Warning"
+
+
+class Reason(enum.StrEnum):
+    """The `reason` of the agent's Events and alerts (README: "Events on each Application")."""
+
+    SYNC_STARTED = "SyncStarted"
+    SYNCED = "Synced"
+    PRUNED = "Pruned"
+    SELF_HEALED = "SelfHealed"
+    DRIFT_DETECTED = "DriftDetected"
+    SYNC_FAILED = "SyncFailed"
+    HEALTH_CHANGED = "HealthChanged"
+    HEALTH_DEGRADED = "HealthDegraded"
+    DELETED = "Deleted"
+    DELETION_FAILED = "DeletionFailed"
+
+
+ALERT_REASONS = (Reason.DRIFT_DETECTED.value, Reason.SYNC_FAILED.value,
+                 Reason.HEALTH_DEGRADED.value)
+# conditions that are failures (alerted once, retried with backoff); SharedResourceWarning
+# is not one
+ERROR_CONDITIONS = (ConditionType.COMPARISON.value, ConditionType.SYNC.value,
+                    ConditionType.SOURCE.value)
+AlertKey = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Emit:
+    """One thing to say about a reconcile: an Event, and with `alert` also a POST to the alert
+    webhook (the Event then records whether it was sent); `event=False`: the alert only."""
+
+    type: EventType
+    reason: Reason
+    message: str
+    revision: str = ""
+    resources: tuple[str, ...] = ()
+    alert: bool = False
+    event: bool = True
+    aggregate: tuple[Any, ...] | None = None  # Recorder.record's: count up a repeat
+
+
+def sync_started(prev: Mapping[str, Any], revision: str, by_request: bool) -> Emit:
+    """`SyncStarted`, said before the writes. A retry of a failed automated sync at the same
+    revision counts up one Event, like kubectl's."""
+    last_op = prev.get("operationState") or {}
+    last_failed = last_op.get("phase") == Phase.FAILED and \
+        (last_op.get("syncResult") or {}).get("revision") == revision
+    retry = not by_request and last_failed
+    why = "operation" if by_request else "automated sync"
+    return Emit(EventType.NORMAL, Reason.SYNC_STARTED,
+                f"{why}: syncing to {revision[:7]}" + (" (retry)" if retry else ""),
+                revision, aggregate=(Reason.SYNC_STARTED.value, revision) if retry else None)
+
+
+def decide(prev: Mapping[str, Any], result: ReconcileResult,
+           alerted: Set[AlertKey]) -> tuple[list[Emit], set[AlertKey]]:
+    """The Events and alerts for what changed between the previous status and this reconcile,
+    in order; and the failures alerted so far (`alerted`: those of the reconcile before), so
+    a failure that goes on is alerted once."""
+    out: list[Emit] = []
+    rev = result.revision or ""
+    prev_sync = (prev.get("sync") or {}).get("status")
+    prev_health = (prev.get("health") or {}).get("status")
+    spec = result.spec
+    synced = result.changes is not None and not result.sync_error
+    # Drift: live changed while Git did not (same revision as the last successful sync)
+    drifted = result.compared_out_of_sync
+    if drifted and rev and rev == last_synced_revision(prev) and \
+            prev_sync == SyncStatus.SYNCED.value:
+        names = tuple(str(d.key) for d in drifted)
+        msg = f"live state differs from Git at {rev[:7]}: " + "; ".join(
+            f"{d.key} {d.message}" for d in drifted[:5])
+        healing = bool(spec and spec.automated and spec.self_heal)
+        msg += " — self-heal reverts it" if healing else " — self-heal is off: sync to revert"
+        out.append(Emit(EventType.WARNING, Reason.DRIFT_DETECTED, msg, rev, names, alert=True))
+        if healing and synced:
+            out.append(Emit(EventType.NORMAL, Reason.SELF_HEALED,
+                            f"reverted drift on {', '.join(names[:5])}", rev))
+    if result.changes is not None and synced:
+        out.append(Emit(EventType.NORMAL, Reason.SYNCED,
+                        f"synced to {rev[:7]}: {result.changes.summary()}", rev))
+        pruned = [str(c.key) for c in result.changes if c.action.value == "pruned"]
+        if pruned:
+            out.append(Emit(EventType.NORMAL, Reason.PRUNED, "pruned " + ", ".join(pruned), rev))
+    # SyncFailed: once per failure — keyed by condition type, revision and the objects
+    # named, never by the message text (which may carry a timestamp or vary in order)
+    failed = tuple(str(c.key) for c in result.changes.failed) if result.changes else ()
+    current: dict[AlertKey, tuple[str, tuple[str, ...]]] = {}
+    for cond in result.conditions:
+        if cond.type not in (*ERROR_CONDITIONS, ConditionType.INVALID_SPEC.value):
+            continue
+        if cond.type == ConditionType.SYNC and result.sync_error:
+            message, resources = result.sync_error, failed
+        else:
+            message, resources = f"{cond.type}: {cond.message}", ()
+        current[(Reason.SYNC_FAILED.value, cond.type, rev, *cond.objects)] = (message, resources)
+    for key, (message, resources) in current.items():
+        if key not in alerted:
+            out.append(Emit(EventType.WARNING, Reason.SYNC_FAILED, message, rev, resources,
+                            alert=True))
+    health = result.health.status.value
+    if prev_health != health:
+        degraded = health == HealthStatus.DEGRADED.value
+        out.append(Emit(EventType.WARNING if degraded else EventType.NORMAL,
+                        Reason.HEALTH_CHANGED,
+                        f"health {prev_health or 'unknown'} → {health}"
+                        + (f": {result.health.message}" if result.health.message else ""), rev))
+        if degraded:
+            bad = tuple(str(r.key) for r in result.resources
+                        if r.health and r.health.status is HealthStatus.DEGRADED)
+            out.append(Emit(EventType.WARNING, Reason.HEALTH_DEGRADED, result.health.message,
+                            rev, bad, alert=True, event=False))
+    return out, set(current)
 
 
 @dataclass(frozen=True)
@@ -40,11 +161,9 @@ class EventRecord:
 class Recorder:
     """Writes core/v1 Events about an Application (what `kubectl describe app` shows)."""
 
-    def __init__(self, kube: Kube, component: str = "gitops-lab-agent",
-                 keep: int = 500) -> None:
+    def __init__(self, kube: Kube, component: str = "gitops-lab-agent") -> None:
         self.kube = kube
         self.component = component
-        self.recent: collections.deque[EventRecord] = collections.deque(maxlen=keep)
         self._listeners: list[Any] = []
         self._lock = threading.Lock()
         # aggregated events: (namespace, app, key) -> (Event name, count), like client-go's
@@ -60,6 +179,12 @@ class Recorder:
         with self._lock:
             if callback in self._listeners:
                 self._listeners.remove(callback)
+
+    def emit(self, app: Mapping[str, Any], what: Emit, *, alerted: bool = False) -> None:
+        """Record one decided Event (see `decide`)."""
+        self.record(app, what.type.value, what.reason.value, what.message,
+                    revision=what.revision, resources=what.resources, alerted=alerted,
+                    aggregate=what.aggregate)
 
     def record(self, app: Mapping[str, Any], type_: str, reason: str, message: str, *,
                revision: str = "", resources: tuple[str, ...] = (), alerted: bool = False,
@@ -121,7 +246,6 @@ class Recorder:
                         self._aggregated.popitem(last=False)
         rec = EventRecord(f"{ns}/{name}", type_, reason, message, stamp, revision, resources,
                           alerted)
-        self.recent.append(rec)
         with self._lock:
             listeners = list(self._listeners)
         for callback in listeners:
@@ -160,6 +284,3 @@ class Alerter:
         except OSError as exc:
             log.warning("alert webhook %s failed: %s", self.url, exc)
 
-
-def record_to_dict(rec: EventRecord) -> dict[str, Any]:
-    return asdict(rec)

@@ -5,14 +5,23 @@ Pure functions used by agent/controller.py; what changed between two statuses dr
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from collections.abc import Mapping
 from typing import Any
 
-from gitops_lab.engine.sync import ReconcileResult
+from gitops_lab.engine.api import ReconcileResult
 
-__all__ = ["build_status", "now", "status_changed"]
+__all__ = ["Phase", "build_status", "last_synced_revision", "now", "status_changed"]
 
 Obj = dict[str, Any]
+
+
+class Phase(enum.StrEnum):
+    """`status.operationState.phase`: a sync that ran, or an operation that never reached it."""
+
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    ERROR = "Error"
 
 
 def _iso(value: Any) -> str:
@@ -31,11 +40,17 @@ def _conditions(prev: Mapping[str, Any], result: ReconcileResult, stamp: str) ->
     for cond in result.conditions:
         old = before.get(cond.type)
         out.append({
-            "type": cond.type,
+            "type": str(cond.type),
             "message": cond.message,
             "lastTransitionTime": old.get("lastTransitionTime", stamp) if old else stamp,
         })
     return out
+
+
+def last_synced_revision(status: Mapping[str, Any]) -> str:
+    """The revision of the app's last sync, as its status records it ("" = never synced)."""
+    return str(((status.get("operationState") or {}).get("syncResult") or {})
+               .get("revision", ""))
 
 
 def build_status(
@@ -81,7 +96,7 @@ def build_status(
     if result.changes is not None:
         failed = bool(result.sync_error)
         status["operationState"] = {
-            "phase": "Failed" if failed else "Succeeded",
+            "phase": (Phase.FAILED if failed else Phase.SUCCEEDED).value,
             "message": result.sync_error if failed else
             f"successfully synced ({result.changes.summary()})",
             "startedAt": started_at,
@@ -111,7 +126,7 @@ def build_status(
         # syncResult stays that of the last sync that ran (the last synced revision).
         causes = "; ".join(f"{c.type}: {c.message}" for c in result.conditions)
         status["operationState"] = {
-            "phase": "Error",
+            "phase": Phase.ERROR.value,
             "message": f"not synced: {causes or 'the comparison failed'}",
             "startedAt": started_at,
             "finishedAt": stamp,

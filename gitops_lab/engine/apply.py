@@ -1,5 +1,5 @@
 """Staged server-side apply and prune, each returning a ChangeSet (one entry per object).
-Used by engine/sync.py. Namespaces and CRDs go first, then sync waves, then kind order.
+Used by engine/reconcile.py. Namespaces and CRDs go first, then sync waves, then kind order.
 """
 
 from __future__ import annotations
@@ -120,9 +120,11 @@ class ResourceManager:
         return self.kube.apply(obj, dry_run=True, field_manager=self.field_manager)
 
     def apply_all(
-        self, objects: Iterable[tuple[Obj, bool]]
+        self, objects: Iterable[tuple[Obj, bool]], unchanged: Iterable[ResourceKey] = ()
     ) -> tuple[ChangeSet, dict[ResourceKey, Obj]]:
-        """Apply (object, exists_live) pairs stage by stage; unchanged ones are not passed in.
+        """Apply (object, exists_live) pairs stage by stage; the objects already equal to Git
+        are not passed in but named in `unchanged`, and get an `unchanged` entry after the rest.
+        Returns the changes and, per object applied (and served), the API server's result.
 
         A stage is one (Namespace/CRD/other, sync wave, kind) group: stages run in order, the
         objects inside one stage in parallel, as kubectl would if it could.
@@ -148,15 +150,22 @@ class ResourceManager:
                 if isinstance(outcome, KubeError):
                     changes.add(key, Action.FAILED, outcome.message)
                     continue
-                results[key] = outcome
                 if key.kind == "CustomResourceDefinition":
                     try:  # its custom resources come in a later stage: wait until it is served
                         self.wait_established(key.name)
                     except KubeError as exc:
                         changes.add(key, Action.FAILED, exc.message)
-                        continue
+                        continue  # not applied as far as the sync goes: it is not Synced
+                results[key] = outcome
                 changes.add(key, Action.CONFIGURED if exists else Action.CREATED)
+        for key in unchanged:
+            changes.add(key, Action.UNCHANGED)
         return changes, results
+
+    def ensure_namespace(self, name: str) -> None:
+        """`CreateNamespace=true`: create the destination namespace when it does not exist."""
+        if self.kube.get_or_none("v1", "Namespace", name) is None:
+            self.kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
 
     def map(self, func: Callable[[T], R], items: Sequence[T]) -> list[R]:
         """Run `func` over items on the manager's thread pool (for dry runs)."""

@@ -1,21 +1,28 @@
-"""Drift: compare the server-side-apply dry run of a desired object with the live object.
-Used by engine/sync.py; normalisers remove what the API server owns so defaults are no drift.
+"""The `diff` verb: compare the server-side-apply dry run of a desired object with the live
+object. Used by engine/reconcile.py; normalisers remove what the API server owns so defaults
+are no drift; `Differ` owns the dry-run memo, so a no-op reconcile asks the API server nothing.
 """
 
 from __future__ import annotations
 
 import base64
 import difflib
-from collections.abc import Mapping
+import hashlib
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from gitops_lab.api.types import ResourceKey, SyncStatus
+from gitops_lab.engine.apply import ResourceManager
+from gitops_lab.kube import KubeError
 
-__all__ = ["SECRET_MASK", "ResourceDiff", "compare", "hide_secret_data", "normalize",
-           "unified_diff"]
+__all__ = ["SECRET_MASK", "Comparison", "Differ", "ResourceDiff", "compare", "hide_secret_data",
+           "normalize", "unified_diff"]
 
 Obj = dict[str, Any]
 
@@ -137,3 +144,84 @@ def compare(key: ResourceKey, predicted: Mapping[str, Any] | None,
     shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
     return ResourceDiff(key, SyncStatus.OUT_OF_SYNC, have, want, f"differs at {shown}",
                         tuple(paths))
+
+
+# one object to compare: its key, Git's object (ready to apply) and the live one (or None)
+Item = tuple[ResourceKey, Obj, Obj | None]
+
+
+@dataclass
+class Comparison:
+    """What `Differ.compare_all` found: a diff per object it could ask about, the objects whose
+    dry run failed (key, the API server's message), and those that cannot be asked yet."""
+
+    diffs: dict[ResourceKey, ResourceDiff] = field(default_factory=dict)
+    errors: list[tuple[ResourceKey, str]] = field(default_factory=list)
+    waiting: list[Item] = field(default_factory=list)
+
+
+def _hash(obj: Mapping[str, Any]) -> str:
+    return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+
+def _rv(obj: Mapping[str, Any] | None) -> str | None:
+    return None if obj is None else str((obj.get("metadata") or {}).get("resourceVersion"))
+
+
+class Differ:
+    """Dry-run apply and compare, memoised on (desired hash, live resourceVersion): an object
+    neither Git nor the cluster changed is not asked about again."""
+
+    def __init__(self, manager: ResourceManager) -> None:
+        self.manager = manager
+        self._memo: dict[ResourceKey, tuple[str, str | None, Obj]] = {}
+        self._lock = threading.Lock()
+
+    def predict(self, key: ResourceKey, obj: Obj, live: Obj | None,
+                pending_namespaces: AbstractSet[str],
+                pending_kinds: AbstractSet[tuple[str, str]]) -> Obj | None:
+        """What applying `obj` would leave. None: it cannot be asked yet, as its Namespace or
+        CRD is created by this same sync (a sync creates those first, then dry-runs it before
+        applying anything else)."""
+        digest = _hash(obj)
+        rv = _rv(live)
+        memo = self._memo.get(key)
+        if memo is not None and memo[0] == digest and memo[1] == rv:
+            return memo[2]
+        if (key.namespace in pending_namespaces and live is None) or (
+            (key.group, key.kind) in pending_kinds
+        ):
+            return None
+        predicted = self.manager.dry_run(obj)
+        with self._lock:
+            self._memo[key] = (digest, rv, predicted)
+        return predicted
+
+    def remember(self, key: ResourceKey, desired: Obj, applied: Obj) -> None:
+        """`desired` was just applied with this result: applying it again would give the same."""
+        with self._lock:
+            self._memo[key] = (_hash(desired), _rv(applied), applied)
+
+    def compare_all(self, items: Sequence[Item],
+                    pending_namespaces: AbstractSet[str] = frozenset(),
+                    pending_kinds: AbstractSet[tuple[str, str]] = frozenset()) -> Comparison:
+        """Dry-run and compare `items` (in parallel, on the manager's pool)."""
+
+        def predict(item: Item) -> Obj | KubeError | None:
+            key, desired, live = item
+            try:
+                return self.predict(key, desired, live, pending_namespaces, pending_kinds)
+            except KubeError as exc:
+                return exc
+
+        out = Comparison()
+        for item, predicted in zip(items, self.manager.map(predict, items), strict=True):
+            key, desired, live = item
+            if isinstance(predicted, KubeError):
+                out.errors.append((key, predicted.message))
+            elif predicted is None:
+                out.waiting.append(item)
+                out.diffs[key] = compare(key, desired, None)
+            else:
+                out.diffs[key] = compare(key, predicted, live)
+        return out

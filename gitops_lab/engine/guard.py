@@ -1,5 +1,5 @@
 """What an app may never apply or prune: the agent's own kinds, namespace, identity and CRDs.
-Pure rules used by engine/sync.py (desired objects) and engine/inventory.py (prune, cascade).
+Pure rules used by engine/inventory.py (desired objects; prune and cascade candidates).
 
 A Git repo must never reach outside its app. The agent's own objects are refused whatever
 the commit says (Argo CD lets a commit prune its own namespace, argo-cd #17440; we do not):

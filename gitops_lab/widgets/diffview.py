@@ -1,5 +1,5 @@
 """DiffView: Git (desired) vs live per object, as coloured unified diffs in an Accordion.
-Renders engine/sync.py's ReconcileResult.diffs; `for_app` runs a compare-only reconcile.
+Renders engine/api.py's ReconcileResult.diffs; `for_app` runs engine/reconcile.py's compare_app.
 """
 
 from __future__ import annotations
@@ -135,15 +135,10 @@ class DiffView(w.VBox):  # type: ignore[misc]
     def for_app(cls, kube: Kube, apps: AppsLike, name: str, *,
                 cache_dir: Path | str | None = None) -> DiffView:
         """Compare Git with the live cluster here, without the agent (like `app diff`)."""
-        from gitops_lab.engine.sync import Reconciler
-        from gitops_lab.source import RepoCache
-
-        app = apps.get(name)
-        compare_only = dict(app)
-        compare_only["spec"] = {**(app.get("spec") or {}), "syncPolicy": None}
-        compare_only.pop("operation", None)
+        from gitops_lab.engine.reconcile import compare_app
         from gitops_lab.install.incluster import host_git_urls
+        from gitops_lab.source import RepoCache
 
         repos = RepoCache(Path(cache_dir) if cache_dir else _cache_root() / "repos-widgets",
                           fetch_urls=host_git_urls())
-        return cls(Reconciler(kube, repos).reconcile(compare_only))
+        return cls(compare_app(kube, apps.get(name), repos))

@@ -1,5 +1,5 @@
 """ReconcileTrace: the agent's last reconcile step by step (fetch → … → health) with timings.
-Reads status.lastReconcile, which agent/status.py writes from engine/sync.py's Trace.
+Reads status.lastReconcile, which agent/status.py writes from engine/api.py's Trace.
 """
 
 from __future__ import annotations

@@ -347,7 +347,7 @@ def test_a_failing_app_backs_off_and_alerts_once(lab_app: LabApp, agent: Agent,
 
 def test_sync_failed_alerts_are_keyed_by_objects_not_text(agent: Agent) -> None:
     """Same condition type, revision and objects with another text: no second alert."""
-    from gitops_lab.engine.sync import AppSpec, Condition, ReconcileResult
+    from gitops_lab.engine.api import AppSpec, Condition, ReconcileResult
 
     app = application(f"ghost-{uuid.uuid4().hex[:6]}", "git://127.0.0.1:1/x.git", "app")
     result = ReconcileResult(AppSpec.from_object(app), revision="a" * 40)

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 import yaml
 
-from gitops_lab.agent.controller import WorkQueue
 from gitops_lab.agent.status import build_status, status_changed
+from gitops_lab.agent.workqueue import WorkQueue
 from gitops_lab.api.types import Action, Health, HealthStatus, ResourceKey, SyncStatus
+from gitops_lab.engine.api import AppSpec, ReconcileResult, ResourceStatus, SpecError
 from gitops_lab.engine.apply import ChangeSet, apply_order
 from gitops_lab.engine.diff import compare, normalize
 from gitops_lab.engine.inventory import is_owned, pair, prune_candidates
-from gitops_lab.engine.sync import AppSpec, ReconcileResult, ResourceStatus, SpecError
 
 DIFF_CASES = sorted((Path(__file__).parent / "testdata" / "diff").glob("*.yaml"))
 
@@ -216,7 +216,7 @@ def test_secret_values_are_masked_in_diffs_but_changes_still_show() -> None:
 
 
 def test_an_operation_that_never_reached_the_sync_gets_its_own_error_state() -> None:
-    from gitops_lab.engine.sync import Condition
+    from gitops_lab.engine.api import Condition
 
     synced = build_status({}, _result("a" * 40, ChangeSet()), started_at="t0")
     op = {"sync": {"revision": "f" * 40}, "info": [{"name": "operationId", "value": "op-2"}]}

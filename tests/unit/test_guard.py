@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from gitops_lab.agent.controller import WorkQueue
 from gitops_lab.agent.fetcher import GitFetcher
+from gitops_lab.agent.workqueue import WorkQueue
 from gitops_lab.api.types import TRACKING_ANNOTATION, ResourceKey
+from gitops_lab.engine.api import AppSpec, SpecError
 from gitops_lab.engine.guard import is_protected, refusal
 from gitops_lab.engine.inventory import Pair, cascade_candidates, prune_candidates
-from gitops_lab.engine.sync import AppSpec, SpecError
 from gitops_lab.install import manifests
 
 

@@ -1,5 +1,5 @@
 """Object health: Argo CD's built-in checks (gitops-engine pkg/health), one module per kind.
-engine/health: assess_health() is called by engine/sync.py after apply, on each live object.
+engine/health: assess_health() is called by engine/report.py after apply, on each live object.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """DaemonSet health: spec observed, OnDelete is Healthy, else updated and available pod counts.
-engine/health: one entry of the assess_health table, called by engine/sync.py after apply.
+engine/health: one entry of the assess_health table, called by engine/report.py after apply.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """HorizontalPodAutoscaler health, exactly gitops-engine's pkg/health/health_hpa.go.
-engine/health: one entry of the assess_health table, called by engine/sync.py after apply.
+engine/health: one entry of the assess_health table, called by engine/report.py after apply.
 
 The conditions are read in the order the controller lists them and the first decisive one
 wins: a known failure reason is Degraded, `AbleToScale` or `ScalingLimited` with status True

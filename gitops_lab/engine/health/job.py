@@ -1,5 +1,5 @@
 """Job health: the Failed, Complete and Suspended conditions; Progressing until one is true.
-engine/health: one entry of the assess_health table, called by engine/sync.py after apply.
+engine/health: one entry of the assess_health table, called by engine/report.py after apply.
 """
 
 from __future__ import annotations

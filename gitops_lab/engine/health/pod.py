@@ -1,5 +1,5 @@
 """Pod health: container waiting errors first (restartPolicy Always), then the pod phase.
-engine/health: one entry of the assess_health table, called by engine/sync.py after apply.
+engine/health: one entry of the assess_health table, called by engine/report.py after apply.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """ReplicaSet health: spec observed, a true ReplicaFailure condition, then available replicas.
-engine/health: one entry of the assess_health table, called by engine/sync.py after apply.
+engine/health: one entry of the assess_health table, called by engine/report.py after apply.
 """
 
 from __future__ import annotations

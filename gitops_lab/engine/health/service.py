@@ -1,5 +1,5 @@
 """Service health: only type LoadBalancer has a rule, Progressing until an ingress is assigned.
-engine/health: one entry of the assess_health table, called by engine/sync.py after apply.
+engine/health: one entry of the assess_health table, called by engine/report.py after apply.
 """
 
 from __future__ import annotations
