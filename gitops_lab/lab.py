@@ -9,21 +9,19 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from gitops_lab.apps import Apps, application
 from gitops_lab.cluster import BinaryError, ClusterError, Provider, get_provider
-from gitops_lab.cluster.kind import AGENT_NODE_PORT, APP_NODE_PORT, KindCluster
+from gitops_lab.cluster.kind import APP_NODE_PORT, KindCluster
 from gitops_lab.cluster.labimages import lab_images
 from gitops_lab.cluster.records import take_down
 from gitops_lab.images.kind_registry import KindRegistry, registry_for
@@ -32,32 +30,22 @@ from gitops_lab.install.incluster import (
     ClusterGitServer,
     deploy_agent,
     deploy_git_server,
-    wait_rollout,
 )
 from gitops_lab.kube import Kube
+from gitops_lab.labagent import AgentSupervisor, stop_agent_process
+from gitops_lab.labbase import LabError, Progress
 from gitops_lab.labgit import GitServer, WorkingCopy
 from gitops_lab.paths import bin_dir, cache_root, lab_state_dir
 from gitops_lab.samples import sample_files
 
 __all__ = ["Lab", "LabError", "teardown"]
 
+_Progress = Progress
+
 Obj = dict[str, Any]
 CONFIG_REPO = "lab"
 SAMPLE_PATH = "apps/guestbook"
 GIT_PORT = 9418  # git's own port; another free one is used when it is taken
-
-
-class LabError(RuntimeError):
-    """The lab could not reach the wanted state; the message says what to look at."""
-
-
-def _in_notebook() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"
 
 
 def _register_course_magics() -> None:
@@ -73,89 +61,7 @@ def _register_course_magics() -> None:
         load_ipython_extension(shell)
 
 
-class _Progress:
-    """A progress bar in a notebook, plain lines elsewhere."""
-
-    def __init__(self, title: str, total: float) -> None:
-        self.total = total
-        self.bar: Any = None
-        self.last_line = 0.0
-        self.title = title
-        if _in_notebook():
-            import ipywidgets as w
-            from IPython.display import display
-
-            self.bar = w.FloatProgress(value=0, min=0, max=total, description="",
-                                       layout=w.Layout(width="320px"))
-            self.label = w.HTML(value=f"<b>{title}</b>")
-            self.box = w.HBox([self.bar, self.label])
-            display(self.box)  # type: ignore[no-untyped-call]
-        else:
-            print(f"… {title}", file=sys.stderr, flush=True)
-
-    def update(self, done: float, note: str = "") -> None:
-        if self.bar is not None:
-            self.bar.value = min(done, self.total)
-            self.label.value = f"<b>{self.title}</b> {note}"
-        elif time.monotonic() - self.last_line > 5:
-            self.last_line = time.monotonic()
-            print(f"  … {self.title}: {note}", file=sys.stderr, flush=True)
-
-    def finish(self, note: str, ok: bool = True) -> None:
-        if self.bar is not None:
-            self.bar.value = self.total
-            self.bar.bar_style = "success" if ok else "danger"
-            self.label.value = f"<b>{self.title}</b> {note}"
-        else:
-            print(f"{'✓' if ok else '✗'} {self.title}: {note}", file=sys.stderr, flush=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-def _http_status(url: str, timeout: float = 2.0) -> tuple[int, str]:
-    """(HTTP status, first line of the body) of a GET; (0, why) when nothing answered."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return int(resp.status), resp.read(4096).decode(errors="replace").strip()
-    except urllib.error.HTTPError as exc:
-        try:
-            body = exc.read(4096).decode(errors="replace").strip()
-        finally:
-            exc.close()
-        return int(exc.code), body.splitlines()[0] if body else str(exc.reason)
-    except OSError as exc:
-        return 0, str(exc)
-
-
-def _stop_agent_process(agent_file: Path) -> None:
-    """Stop the agent recorded in `agent_file` (only if that pid still is a gitops_lab agent):
-    SIGTERM, SIGKILL after 10 s; then forget it."""
-    try:
-        pid = int(json.loads(agent_file.read_text()).get("pid", 0))
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except (OSError, ValueError, TypeError, AttributeError):
-        pid, cmdline = 0, ""
-    if pid and _pid_alive(pid) and "gitops_lab" in cmdline and "agent" in cmdline:
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while _pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
-    agent_file.unlink(missing_ok=True)
-
-
-class Lab:
+class Lab(AgentSupervisor):
     """Everything a chapter needs, brought to a known state by `connect()`."""
 
     def __init__(self, provider: Provider, kubeconfig: Path, git: GitServer | ClusterGitServer,
@@ -294,127 +200,6 @@ class Lab:
             return done
         return install(self.kube, "local")
 
-    # ---- the agent as a background process ------------------------------------------------------
-    @property
-    def _agent_file(self) -> Path:
-        return self.state_dir / "agent.json"
-
-    def agent_info(self) -> Obj | None:
-        """The running agent (url, pid, log), or None. The host agent counts only once it is
-        ready (/readyz: it leads and has listed its Applications), so whoever then waits for a
-        sync waits for an agent that reconciles, not for a standby; the in-cluster one once its
-        /healthz answers."""
-        if self.agent_mode == "in-cluster":
-            return self._pod_agent_info()
-        info = self._local_agent()
-        if info is None or _http_status(f"{info['url']}/readyz")[0] != 200:
-            return None
-        return info
-
-    def _local_agent(self) -> Obj | None:
-        """The host agent process this lab started, if it still runs (ready or not)."""
-        try:
-            info = json.loads(self._agent_file.read_text())
-        except (OSError, ValueError):
-            return None
-        if not _pid_alive(int(info.get("pid", 0))) or info.get("kubeconfig") != str(self.kubeconfig):
-            return None
-        return dict(info)
-
-    def _wait_local_agent(self, info: Obj, timeout: float, proc: Any = None) -> Obj:
-        """Wait until the host agent `info` is ready (/readyz 200); LabError with its last
-        answer (e.g. `standby: the leader is …`) and its log otherwise."""
-        deadline = time.monotonic() + timeout
-        why = "no answer yet"
-        while time.monotonic() < deadline:
-            if proc is not None and proc.poll() is not None:
-                raise LabError(f"the agent exited (code {proc.returncode}); its log: "
-                               f"{info['log']}\n" + self.agent_log(15))
-            if self._local_agent() is None:
-                raise LabError(f"the agent (pid {info['pid']}) exited; its log: {info['log']}\n"
-                               + self.agent_log(15))
-            code, why = _http_status(f"{info['url']}/readyz")
-            if code == 200:
-                return info
-            time.sleep(0.2)
-        raise LabError(f"the agent did not become ready (/readyz) in {timeout:.0f} s: {why}; "
-                       f"log: {info['log']}; hint: only the holder of the Lease "
-                       "gitops-lab/gitops-lab-agent reconciles — is another agent running?")
-
-    @property
-    def agent_url(self) -> str:
-        """Where the agent's HTTP answers (/healthz, /metrics, /webhook); "" when no host
-        agent runs. In-cluster it is the NodePort on 127.0.0.1, whatever the pod's state."""
-        if self.agent_mode == "in-cluster" and isinstance(self.provider, KindCluster):
-            return f"http://127.0.0.1:{self.provider.host_port(AGENT_NODE_PORT)}"
-        info = self.agent_info()
-        return str(info["url"]) if info else ""
-
-    def _pod_agent_info(self, settle: float = 5.0) -> Obj | None:
-        """The agent pod(s) behind the NodePort, when /healthz answers 200 — retried for a few
-        seconds, since a connection can land on a pod going away during a rollout."""
-        assert isinstance(self.provider, KindCluster)
-        url = f"http://127.0.0.1:{self.provider.host_port(AGENT_NODE_PORT)}"
-        deadline = time.monotonic() + settle
-        while _http_status(f"{url}/healthz")[0] != 200:
-            if time.monotonic() > deadline:
-                return None
-            time.sleep(0.3)
-        names = [p["metadata"]["name"] for p in self._agent_pods()
-                 if not p["metadata"].get("deletionTimestamp")]
-        return {"url": url, "pods": names, "mode": "in-cluster"}
-
-    def _agent_pods(self) -> list[Obj]:
-        pods = self.kube.list("v1", "Pod", namespace="gitops-lab",
-                              labelSelector="app.kubernetes.io/name=gitops-lab-agent")
-        return list(pods.get("items") or [])
-
-    def ensure_agent(self, timeout: float = 30.0) -> Obj:
-        """Start `gitops-lab agent run` in the background unless one is already healthy;
-        in-cluster: scale the agent's Deployment to one replica and wait for it."""
-        info = self.agent_info()
-        if info is not None:
-            return info
-        if self.agent_mode != "in-cluster":
-            running = self._local_agent()
-            if running is not None and _http_status(f"{running['url']}/healthz")[0] == 200:
-                # up, but not leading yet (e.g. waiting for the Lease of an agent killed
-                # without releasing it): wait for it rather than start a second one
-                return self._wait_local_agent(running, timeout)
-        if self.agent_mode == "in-cluster":
-            self.kubectl("-n", "gitops-lab", "scale", "deployment/gitops-lab-agent", "--replicas=1")
-            wait_rollout(self.kube, "gitops-lab-agent", timeout=max(timeout, 60))
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                info = self.agent_info()
-                if info is not None:
-                    return info
-                time.sleep(0.3)
-            raise LabError(f"the agent pod did not answer /healthz in {timeout:.0f} s; "
-                           "hint: `kubectl -n gitops-lab logs deployment/gitops-lab-agent`")
-        self.stop_agent()
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        log = self.state_dir / "agent.log"
-        cmd = [sys.executable, "-m", "gitops_lab", "agent", "run",
-               "--kubeconfig", str(self.kubeconfig), "--http-address", f"127.0.0.1:{port}",
-               "--poll-interval", "1"]
-        webhook = os.environ.get("GITOPS_LAB_ALERT_WEBHOOK")
-        if webhook:
-            cmd += ["--alert-webhook", webhook]
-        with log.open("ab") as sink:
-            proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
-        info = {"pid": proc.pid, "url": f"http://127.0.0.1:{port}", "log": str(log),
-                "kubeconfig": str(self.kubeconfig)}
-        self._agent_file.write_text(json.dumps(info))
-        self._wait_local_agent(info, timeout, proc)
-        self._repoint_registry(str(info["url"]))
-        return info
-
     # ---- the image pipeline: registry, CI, ImagePolicy -------------------------------------------
     @property
     def registry(self) -> str:
@@ -452,36 +237,6 @@ class Lab:
         """The ImagePolicies, with their status (latest tag, last write-back, conditions)."""
         path = f"/apis/gitopslab.io/v1alpha1/namespaces/{self.apps.namespace}/imagepolicies"
         return list(self.kube.request("GET", path).get("items") or [])
-
-    def _repoint_registry(self, agent_url: str) -> None:
-        """A running lab registry notifies the agent where it now listens."""
-        if isinstance(self.provider, KindCluster):
-            return  # the registry container notifies the agent's NodePort: nothing moves
-        from gitops_lab.images.registry_server import LabRegistry
-
-        registry = LabRegistry(self.state_dir.name)
-        if registry.status().running:
-            registry.up(notify=f"{agent_url}/registry-webhook")
-
-    def agent_log(self, lines: int = 30) -> str:
-        if self.agent_mode == "in-cluster":
-            return self.kubectl("-n", "gitops-lab", "logs", "deployment/gitops-lab-agent",
-                                f"--tail={lines}", check=False)
-        try:
-            text = (self.state_dir / "agent.log").read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop_agent(self) -> None:
-        if self.agent_mode == "in-cluster":
-            self.kubectl("-n", "gitops-lab", "scale", "deployment/gitops-lab-agent",
-                         "--replicas=0")
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and self._agent_pods():
-                time.sleep(0.3)
-            return
-        _stop_agent_process(self._agent_file)
 
     # ---- Git: the only way desired state changes ---------------------------------------------------
     def commit(self, files: Mapping[str, str | bytes] | None = None, message: str = "change",
@@ -696,31 +451,6 @@ class Lab:
         else:
             registry.down()
 
-    @contextmanager
-    def paused_agent(self) -> Iterator[None]:
-        """Stop the agent for a demo (what happens without GitOps?), start it again after."""
-        self.stop_agent()
-        try:
-            yield
-        finally:
-            self.ensure_agent()
-            self._finish_deletions()
-
-    def _finish_deletions(self, timeout: float = 30.0) -> None:
-        """Applications deleted while the agent was away carry the resources finalizer: the
-        agent back, wait until it has deleted their objects and let them go (so the next
-        step does not meet a half-deleted app); past `timeout`, let them go orphaning."""
-        deadline = time.monotonic() + timeout
-        while True:
-            deleting = [a["metadata"]["name"] for a in self.apps.list()
-                        if (a.get("metadata") or {}).get("deletionTimestamp")]
-            if not deleting:
-                return
-            if time.monotonic() > deadline:
-                for name in deleting:
-                    self.apps.remove_finalizers(name)
-                return
-            time.sleep(0.2)
 
 
 def _remote_has_refs(url: str, timeout: float = 30.0) -> bool:
@@ -752,7 +482,7 @@ def teardown(name: str | None = None, *, cluster: bool = True) -> None:
     """
     name = name or os.environ.get("GITOPS_LAB_CLUSTER", "gitops-lab")
     state_dir = lab_state_dir(name)
-    _stop_agent_process(state_dir / "agent.json")
+    stop_agent_process(state_dir / "agent.json")
     registry = registry_for(name)
     if cluster:
         registry.purge()
