@@ -9,11 +9,9 @@ CELLS = [
     md("""
     # 05 · Rollback
 
-    A release that breaks is undone in GitOps by changing Git back — `git revert` — so Git
-    stays the truth and automated sync deploys the fix like any other commit. Tools also offer
-    a second, emergency way: re-deploy an earlier entry of the app's history without touching
-    Git (`argocd app rollback`, our `gitops-lab app rollback`). This chapter does both, and
-    says what the second one costs.
+    Two ways to undo a bad release: `git revert` (Git stays the truth), and, in an emergency,
+    re-deploying an earlier history entry without touching Git (`argocd app rollback`,
+    `gitops-lab app rollback`). You do both, and see what the second one costs.
     """),
     code(CONNECT),
     live("""
@@ -26,21 +24,15 @@ CELLS = [
     md("""
     ## 1. A bad release: pods that never become ready
 
-    Release the sample app's `1.2.0-broken`: it starts and serves its page, but its `/healthz`
-    answers 503, so its **readiness probe** fails. The agent syncs the commit like any other —
-    the manifest is valid — and the Deployment starts a new ReplicaSet whose pod is Running but
-    never Ready. The old pods keep serving (a rolling update never takes them all down), and
-    after `progressDeadlineSeconds` (20 s in this sample; Kubernetes' default is 10 minutes) the
-    Deployment reports that its rollout failed: the app turns **Degraded**.
+    Image `1.2.0-broken` serves its page, but `/healthz` answers 503: its **readiness probe**
+    fails. The agent syncs it (the manifest is valid); the new pod is Running, never Ready; the
+    old pods stay Ready. After `progressDeadlineSeconds` (20 s here; default 10 min) the
+    rollout fails and the app turns **Degraded**.
 
-    *Where does the failure come from?* On kind, from the kubelet: it really runs the
-    container and really probes it every 2 s. On the local provider no container runs; a kwok
-    rule in `gitops_lab/cluster/kwok-stages.yaml` gives every pod whose image tag ends in
-    `-broken` the status a kubelet would report: Running, container started, not Ready.
-    Everything above that — the Deployment's progress deadline, the health check — is real
-    Kubernetes on both.
-
-    The release is one changed line, committed and pushed — what CI or a colleague would do:
+    Where the failure comes from: on kind, the kubelet really probes the container. On local no
+    container runs; a kwok rule (`gitops_lab/cluster/kwok-stages.yaml`) marks pods of a
+    `-broken` tag Running but not Ready. The progress deadline and health check are real
+    Kubernetes on both. The release, one changed line:
     """),
     live("""
     assert "image: gitops-lab/guestbook:1.0.0" in original, original
@@ -62,9 +54,8 @@ CELLS = [
         !kubectl get events -n guestbook --field-selector=reason=Unhealthy
     """),
     md("""
-    The old pods still serve the old release. On kind, ask the page which version answers; on
-    the local provider there is no page, but the two old pods are still the Ready ones. And
-    the agent POSTed a `HealthDegraded` alert — on call, this is what wakes you:
+    The old pods stay Ready (on kind they serve the page). And the agent
+    POSTed a `HealthDegraded` alert — what wakes you on call:
     """),
     live("""
     import re
@@ -77,7 +68,7 @@ CELLS = [
     lab.wait_until(lambda: alerts.alerts("HealthDegraded"), timeout=15, what="the agent's HealthDegraded alert")
     alerts.widget()
     """),
-    md("**Self-check.** The bad commit is live — Synced! — and unhealthy: Synced says nothing about working. Its pods run but are not ready; the old ones still are."),
+    md("**Self-check.** Synced *and* Degraded: Synced says nothing about working."),
     check("""
     assert app["status"]["sync"]["revision"] == bad and app["status"]["sync"]["status"] == "Synced"
     assert app["status"]["health"]["status"] == "Degraded"
@@ -93,21 +84,14 @@ CELLS = [
     md("""
     ## 2. Roll back the GitOps way: `git revert`
 
-    `git revert` adds a commit that undoes the bad one. History keeps both — what happened and
-    how it was fixed — and automated sync deploys the revert like any other commit: no one
-    needs access to the cluster, and the fix is reviewed like any change.
+    `git revert` adds a commit that undoes the bad one; history keeps both, the fix is
+    reviewed like any change, and nobody needs cluster access.
 
     ### ✏️ Your turn: revert the bad release
 
-    In your clone (`lab.workcopy.path`), revert the last commit and push:
-
-        git revert --no-edit HEAD
-        git push
-
-    (in a terminal, or remove the `#`s in the cell below). Then watch the dashboard of
-    section 1: the agent deploys your revert, the broken pod goes away, the app turns
-    Healthy. The check reads the server's `main` (a commit that reverts the broken release)
-    and the app (Synced and Healthy on a good image).
+    In your clone (`lab.workcopy.path`): `git revert --no-edit HEAD`, then `git push` (in a
+    terminal, or uncomment the cell below). Watch the dashboard turn Healthy. The check reads
+    the server's `main` and the app.
     """),
     starter("""
     # !git -C {lab.workcopy.path} revert --no-edit HEAD
@@ -121,11 +105,10 @@ CELLS = [
     md("""
     ## 3. Roll back by history id — and what it costs
 
-    Every sync appends an entry to `status.history`: an id, the revision, when. The timeline
-    below shows them, oldest left, the live one marked; each has a Rollback button. Rolling
-    back re-deploys an entry's revision **without changing Git** — an emergency brake while
-    the revert is being reviewed. Break the app once more, then roll back to the entry of your
-    revert:
+    Every sync appends an entry (id, revision, time) to `status.history`; the timeline below
+    shows them, each with a Rollback button. A rollback re-deploys an entry **without changing
+    Git** — an emergency brake while a revert is reviewed. Break the app again, then roll back
+    to your revert's entry:
     """),
     live("""
     fix = lab.workcopy.head  # your revert, from section 2
@@ -145,31 +128,20 @@ CELLS = [
     HistoryTimeline(lab.apps, "guestbook", messages=dict(lab.log(20)))
     """),
     md("""
-    Automated sync is on, and Git's `main` points at the broken commit: if nothing changed,
-    the agent would re-deploy `main` at once and undo the rollback. Tools deal with that
-    differently:
+    With automated sync on, the agent would re-deploy `main` (the broken commit) at once. So:
 
-    * **Argo CD**: `argocd app rollback` **refuses** while automated sync is on — you first
-      turn it off (`argocd app set guestbook --sync-policy none`). Only its web UI's Rollback
-      button turns automated sync off for you.
-    * **Flux** has no rollback command for a Kustomization: you revert in Git (and may
-      `flux suspend kustomization …` meanwhile). Only a HelmRelease can roll itself back,
-      automatically, when an upgrade fails.
-    * **This lab**: `gitops-lab app rollback guestbook ID` (and the timeline's button) writes
-      `operation.sync.revision` = that entry's revision on the Application. The agent syncs
-      to it, and because that revision is not the head of `targetRevision`, it then removes
-      `spec.syncPolicy.automated` itself and records an Event saying so — like Argo CD's UI,
-      not like its CLI.
-
-    In a terminal: `gitops-lab app history guestbook`, then `gitops-lab app rollback guestbook ID`.
-    Rollback waits for the agent and prints the result:
+    * **Argo CD**: `argocd app rollback` **refuses** while automated sync is on (turn it off
+      first); only its UI's button turns it off for you.
+    * **Flux**: no rollback for a Kustomization — revert in Git (maybe `flux suspend`
+      meanwhile); only a HelmRelease rolls back itself, when an upgrade fails.
+    * **This lab**: `gitops-lab app rollback guestbook ID` sets `operation.sync.revision`; the
+      agent syncs it, then removes `spec.syncPolicy.automated` and records an Event — like
+      Argo CD's UI.
     """),
     live("""
     mark = lab.mark_events()  # to find the agent's Event about this rollback
     !gitops-lab app history guestbook
     !gitops-lab app rollback guestbook {entry_id}
-    """),
-    live("""
     app = lab.wait_for("guestbook", lambda a: a["status"]["history"][-1]["revision"] == fix
                        and a["status"]["health"]["status"] == "Healthy",
                        what="the rollback to be deployed and Healthy", timeout=60)
@@ -179,12 +151,10 @@ CELLS = [
     dash
     """),
     md("""
-    Look at the dashboard: **Healthy but OutOfSync**, and *Auto-sync* is off — the agent
-    turned it off, its Event above says so. Git's `main` still points at the broken commit.
-    Until someone fixes Git, nothing deploys automatically: a rollback by id is a stopgap.
+    **Healthy but OutOfSync**, *Auto-sync* off: `main` is still broken, and nothing deploys
+    automatically until Git is fixed. A rollback by id is a stopgap.
 
-    **Self-check.** Your revert's revision is deployed again — no pod of 1.2.0 is left; Git's head
-    is still the bad commit; automated sync is off.
+    **Self-check.** Your revert runs; Git's head is still the bad commit; automated sync is off.
     """),
     check("""
     assert app["status"]["history"][-1]["revision"] == fix
@@ -195,8 +165,8 @@ CELLS = [
     md("""
     ## 4. Make Git right again
 
-    Fix Git — the same `git revert` — then hand control back to the agent by turning automated
-    sync on again (the dashboard's *Auto-sync* box, or `lab.apps.set_policy`).
+    Revert in Git again, then turn automated sync back on (the dashboard's *Auto-sync* box, or
+    `lab.apps.set_policy`).
     """),
     live("""
     !git -C {lab.workcopy.path} revert --no-edit HEAD
@@ -216,10 +186,9 @@ CELLS = [
     assert lab.read("apps/guestbook/deployment.yaml") == original
     """),
     md("""
-    The alert receiver of the local provider lives in this notebook's Python process; the
-    last cell stops it and points the agent back (on kind the receiver is a pod and stays).
+    The last cell stops the local alert receiver (on kind it is a pod and stays).
 
-    Next: **06 · Pull vs push security** — what the agent can and cannot do.
+    Next: **06 · Pull vs push security**.
     """),
     live("""
     alerts.close()
