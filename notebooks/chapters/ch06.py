@@ -9,10 +9,8 @@ CELLS = [
     md("""
     # 06 · Pull vs push: what the agent can and cannot do
 
-    In the pull model the credentials that change the cluster belong to the agent. So the
-    security question is precise: *what exactly may the agent do?* Kubernetes answers it for
-    any identity with `kubectl auth can-i`. Then a push pipeline runs beside it, live: where
-    its credential lives, and what it can reach that the agent cannot.
+    In the pull model only the agent holds credentials that change the cluster. So: *what
+    exactly may it do?* — `kubectl auth can-i` answers. Then a live push pipeline beside it.
     """),
     code(CONNECT),
     live("""
@@ -22,18 +20,14 @@ CELLS = [
     md("""
     ## 1. Ask the API server: `kubectl auth can-i`
 
-    `--as` impersonates the agent's ServiceAccount (you may: the lab's kubeconfig is an
-    administrator's), and the API server evaluates its RBAC rules — the same check it makes
-    when the agent itself calls.
+    `--as` impersonates the agent's ServiceAccount (your kubeconfig is an admin's); the API
+    server checks its RBAC as when the agent calls. Two questions, then the whole matrix (each
+    table cell is one `can-i`):
     """),
     live("""
     !kubectl auth can-i patch deployments -n guestbook --as={AGENT}
     !kubectl auth can-i get secrets -n guestbook --as={AGENT}
-    """),
-    md("""
-    Now the whole matrix — verbs × resources — as a table (each cell is one `kubectl auth can-i`):
-    """),
-    live("""
+
     from concurrent.futures import ThreadPoolExecutor
     from html import escape
 
@@ -76,12 +70,11 @@ CELLS = [
     HTML(f"<table><tr><th>{escape(AGENT)} may…</th>{head}</tr>{body}</table>")
     """),
     md("""
-    Read it row by row: full control of what it deploys; read-only on pods (health); its own
-    Applications it may read and update (status, clearing `operation`) but not create or
-    delete — people do that; no Secrets, no RBAC (so it can never grant itself more), no exec,
-    no nodes.
+    Full control of what it deploys; read-only pods (health); its Applications: read and
+    update, never create or delete (people do); no Secrets, no RBAC (it cannot grant itself
+    more), no exec, no nodes.
 
-    **Self-check.** The rows that matter for security:
+    **Self-check.** The rows that matter:
     """),
     check("""
     assert matrix["deployments · guestbook", "patch"] and matrix["deployments · guestbook", "delete"]
@@ -93,17 +86,12 @@ CELLS = [
     md("""
     ## 2. RBAC in action: a commit that asks for too much
 
-    Suppose someone commits a Role granting everything. Git accepts any file; the cluster does
-    not: the agent acts as its ServiceAccount, which may not touch Roles, so the API server
-    refuses and nothing is created. The app reports the refusal as a condition naming the
-    file and the object.
+    Someone commits a Role granting everything. Git accepts it; the API server refuses the
+    agent (no Roles for it), and the app shows a condition naming the file and object.
 
-    Who would have stopped that commit before it reached Git? In this lab, nobody:
-    `lab.commit` (like `git push origin main`) puts a commit straight on `main`, unreviewed.
-    Teams protect `main` on their Git server and change it only by merging a reviewed branch
-    (a pull or merge request) — chapter 08 does exactly that, with `git checkout -b`, a review
-    of `git diff main...branch`, and `git merge`. RBAC is the second gate, and the one that
-    holds even when a review misses something.
+    Here `lab.commit` pushes straight to `main`, unreviewed. Teams protect `main` and merge
+    only reviewed branches (chapter 08 does). RBAC is the second gate — it holds even when a
+    review misses something.
     """),
     live("""
     role = '''\\
@@ -125,8 +113,7 @@ CELLS = [
     for c in app["status"].get("conditions") or []:
         print(f"condition {c['type']}: {c['message']}")
     """),
-    md("**Self-check.** The refusal is on the app, naming the file; no Role was created — the "
-       "agent could not, whatever Git said; and nothing else was applied or pruned meanwhile."),
+    md("**Self-check.** The refusal names the file; no Role exists."),
     check("""
     messages = " ".join(c["message"] for c in app["status"]["conditions"])
     assert "apps/guestbook/role.yaml" in messages and "forbidden" in messages
@@ -143,15 +130,12 @@ CELLS = [
     md("""
     ## 3. A push pipeline, live
 
-    Now the other model, for real. `gitops_lab.course.push` plays a CI job of a *push*
-    pipeline: like many, it was given a kubeconfig — a copy of the administrator's — kept in
-    CI's secret store, **outside the cluster**. Each run checks out the config repo and runs
-    `kubectl apply` against the API server. It deploys the guestbook into the namespace
-    `guestbook-push` (with a ClusterIP Service: the NodePort belongs to the lab's guestbook).
+    `gitops_lab.course.push` plays a *push* CI job. Like many, it holds a copy of the admin
+    kubeconfig in CI's secret store, **outside the cluster**; each run clones the config repo
+    and runs `kubectl apply`, into namespace `guestbook-push`.
 
-    To show what such a credential reaches, the platform team (you) also keeps a Secret in
-    another team's namespace, `payments`. Its value is random and never printed; only names
-    are.
+    Another team's namespace, `payments`, holds a Secret (random value, never printed; only
+    names are).
     """),
     live("""
     from gitops_lab.course import push
@@ -162,9 +146,7 @@ CELLS = [
     !kubectl -n guestbook-push get deployments,configmaps,services
     """),
     md("""
-    What can that credential do? Ask the API server, once as CI (`--kubeconfig` from its
-    secret store) and once as the agent (`--as` its ServiceAccount). Reading the *names* of
-    another team's Secrets is enough to show the difference — `-o name` prints no value:
+    Can CI's credential, and the agent's, list another team's Secrets (`-o name`: names only)?
     """),
     live("""
     !kubectl --kubeconfig {ci.kubeconfig} auth can-i get secrets -n payments
@@ -173,9 +155,8 @@ CELLS = [
     !kubectl get secrets -n payments -o name --as={AGENT}
     """),
     md("""
-    Side by side, each cell one `kubectl auth can-i`. The push pipeline of one app holds the
-    keys to the whole cluster; the agent, which deploys every app, may write the kinds it
-    deploys and nothing that reads secrets or grows its own rights:
+    Side by side: one app's push pipeline holds the keys to the whole cluster; the agent,
+    which deploys every app, may write what it deploys and nothing more:
     """),
     live("""
     from html import escape
@@ -189,7 +170,7 @@ CELLS = [
          + "".join(f"<tr><td>{escape(r['what'])}</td>{MAY if r['ci'] else MAY_NOT}{MAY if r['agent'] else MAY_NOT}</tr>"
                    for r in reach) + "</table>")
     """),
-    md("**Self-check.** The pipeline deployed; its credential reads another team's Secrets and may do anything; the agent's may not."),
+    md("**Self-check.** CI's credential may do anything; the agent's may not."),
     check("""
     rows = {r["what"]: r for r in reach}
     assert lab.kubectl("-n", "guestbook-push", "get", "deployment", "guestbook-ui", "-o", "name").strip()
@@ -200,17 +181,13 @@ CELLS = [
     md("""
     ### ✏️ Your turn: a push credential that can deploy, and no more
 
-    If you must push, give the pipeline its own identity with the least it needs. Make a
-    ServiceAccount `ci-deployer` in `guestbook-push`, a **Role** there (a Role is namespaced:
-    it grants nothing elsewhere) with what `kubectl apply` of the guestbook needs — get, list,
-    create, patch, update on `deployments` (API group `apps`), `configmaps` and `services`
-    (the core group, `""`) — and a RoleBinding from the Role to the ServiceAccount. No
-    Secrets, no RBAC kinds, no `*`.
+    If you must push, give the pipeline the least it needs: a ServiceAccount `ci-deployer` in
+    `guestbook-push`, a **Role** there (namespaced: nothing elsewhere) allowing get, list,
+    create, patch, update on `deployments` (group `apps`), `configmaps` and `services` (core
+    group `""`), and a RoleBinding. No Secrets, no RBAC kinds, no `*`.
 
-    The cell below writes `ci-deployer.yaml` and applies it; its Role has no rules yet. Fill in
-    `rules:` and run it again. In a terminal: edit the file, `kubectl apply -f` it, and ask
-    `kubectl auth can-i patch deployments -n guestbook-push
-    --as=system:serviceaccount:guestbook-push:ci-deployer`.
+    The cell writes and applies `ci-deployer.yaml` with empty `rules:` — fill them in and run
+    it again (or edit the file and `kubectl apply -f` it in a terminal).
     """),
     starter("""
     CI_DEPLOYER = '''\\
@@ -250,12 +227,9 @@ CELLS = [
     """),
     task_check("06-ci-deployer"),
     md("""
-    Now run the pipeline as that identity instead of the admin: a short-lived token for
-    `ci-deployer` (TokenRequest, `kubectl create token`, ten minutes) in a kubeconfig of its
-    own. The deploy still works; another team's Secrets are out of reach. (While the Role is
-    not right, the API server refuses the apply too, naming the verb.) That is the best a push
-    pipeline gets: the credential still lives outside the cluster, and the cluster trusts
-    whoever holds it — while the agent needs no credential outside the cluster at all.
+    The pipeline again, as `ci-deployer` (a 10-minute token, `kubectl create token`): the
+    deploy works, `payments` is out of reach. That is the best push gets — the credential
+    still lives outside the cluster; the agent needs none there.
     """),
     live("""
     tight = ci.service_account_kubeconfig()
@@ -277,8 +251,7 @@ CELLS = [
     | What Git / CI hold | no cluster credentials at all | a credential for the cluster: often the admin's (section 3), at best a narrow ServiceAccount token like `ci-deployer`'s |
     | Drift | detected and reverted continuously | noticed at the next pipeline run, if ever |
 
-    The one admin credential in this lab is *your* kubeconfig (you are the platform team). The
-    config repo — everything a developer touches — holds none:
+    The lab's one admin credential is *your* kubeconfig (platform team). The config repo holds none:
     """),
     live("""
     !git -C {lab.workcopy.path} grep -n -i -E "token|password|client-key|BEGIN .*PRIVATE" -- . || echo "no credentials in the config repo"
@@ -304,21 +277,19 @@ CELLS = [
     md("""
     ## 5. Clean up
 
-    Remove what the push demo made — the namespaces `guestbook-push` and `payments` (with the
-    Secret, your ServiceAccount and its RBAC) and CI's copy of the kubeconfig — so the next
-    chapter starts clean.
+    Remove the namespaces `guestbook-push` and `payments` and CI's copy of the kubeconfig.
     """),
     live("""
     push.cleanup(lab)
     !kubectl get namespaces
     """),
-    md("**Self-check.** CI's secret store is gone, and both namespaces are going."),
+    md("**Self-check.** CI's kubeconfig is gone; both namespaces are going."),
     check("""
     assert not ci.kubeconfig.exists()
     phases = {ns: lab.kubectl("get", "namespace", ns, "--ignore-not-found", "-o", "jsonpath={.status.phase}")
               for ns in ("guestbook-push", "payments")}
     assert all(p in ("", "Terminating") for p in phases.values()), phases
     """),
-    md("Next: **07 · CI pushes, the cluster pulls** — image updates through Git."),
+    md("Next: **07 · CI pushes, the cluster pulls**."),
 ]
 
