@@ -9,12 +9,10 @@ CELLS = [
     md("""
     # 07 · CI pushes, the cluster pulls: image updates through Git
 
-    So far a person committed every change. A new *image* comes from CI — yet in GitOps CI must
-    not deploy it (that would make CI a pusher with cluster credentials again). Instead: CI only
-    **pushes an image** to a registry; an operator **inside the cluster** notices the new tag and
-    **writes it to Git**; the agent deploys that commit like any other. This chapter draws that
-    pipeline, then lives it: pin the app to `1.0.0`, let CI push `1.1.0` and watch it arrive
-    through Git, then push `2.0.0` and see why it is ignored.
+    New *images* come from CI, but CI must not deploy them (that makes it a pusher again). CI
+    only **pushes an image**; an updater **in the agent** sees the tag and **writes it to
+    Git**; the agent deploys that commit. You pin `1.0.0`, watch `1.1.0` arrive through Git,
+    and see `2.0.0` ignored.
     """),
     code(CONNECT),
     live("""
@@ -33,12 +31,12 @@ CELLS = [
     md("""
     ## 1. The pull pipeline, drawn
 
-    Follow the arrows: every one points *away* from the thing that holds the credentials.
-    CI writes to the registry and nothing else — no Git write access, no kubeconfig. The image
-    updater runs inside the agent (its pod on kind, its process on the local provider); it
-    *reads* the registry (a push notification makes it look at once, a scan every `interval`
-    catches anything missed) and *writes* one commit to Git. The agent *pulls* Git and applies
-    — the only thing that ever changes a workload. Git's history records every image that ran.
+    * CI writes to the registry only: no Git write access, no kubeconfig.
+    * The image updater runs in the agent (its pod on kind, its process on local). It *reads*
+      the registry (at once on a push notification; a scan every `interval` catches the rest)
+      and *writes* one commit to Git.
+    * The agent *pulls* Git and applies — the only thing that changes a workload. Git's
+      history records every image that ran.
     """),
     code("""
     from IPython.display import HTML
@@ -80,8 +78,7 @@ CELLS = [
     HTML(svg)
     """),
     md("""
-    **Self-check.** The parts are here: the registry answers the OCI distribution API on
-    127.0.0.1, and the cluster knows the `ImagePolicy` kind the updater watches.
+    **Self-check.** The registry answers on 127.0.0.1; the cluster knows the `ImagePolicy` kind.
     """),
     check("""
     with urllib.request.urlopen(f"http://{registry}/v2/", timeout=5) as resp:
@@ -92,10 +89,9 @@ CELLS = [
     md("""
     ## 2. Pin the app to an image in the registry, with a marker
 
-    CI builds `1.0.0` and pushes it (`gitops-lab ci build 1.0.0` in a terminal). Then *you* make
-    one commit: the Deployment runs `REGISTRY/guestbook:1.0.0`, and the line carries a
-    **marker** — a YAML comment naming the ImagePolicy allowed to set it, as in Flux. The
-    updater will touch that line and nothing else.
+    CI pushes `1.0.0` (`gitops-lab ci build 1.0.0` in a terminal). You commit the Deployment's
+    image as `REGISTRY/guestbook:1.0.0` with a **marker**: a YAML comment naming the
+    ImagePolicy allowed to set that line (as in Flux). The updater touches nothing else.
     """),
     live("""
     ref = lab.ci_build("1.0.0")  # CI: build the sample app at 1.0.0, push it; it never touches Git or the cluster
@@ -107,8 +103,6 @@ CELLS = [
     assert pinned != original, "the sample's image line was not found"
     pin = lab.commit({"apps/guestbook/deployment.yaml": pinned}, "Run guestbook from the lab registry, marked for the image updater")
     !git -C {lab.workcopy.path} show --format='%h %an: %s' {pin}
-    """),
-    live("""
     app = lab.wait_for(
         "guestbook",
         lambda a: a["status"]["sync"].get("revision") == pin and a["status"]["sync"]["status"] == "Synced"
@@ -124,7 +118,7 @@ CELLS = [
 
     print("the Deployment runs", deployment_image())
     """),
-    md("**Self-check.** Git's commit is live: the Deployment names the registry's `1.0.0`."),
+    md("**Self-check.** The Deployment names the registry's `1.0.0`."),
     check("""
     assert ref == f"{registry}/guestbook:1.0.0", ref
     assert app["status"]["sync"]["revision"] == pin == lab.workcopy.head
@@ -133,18 +127,15 @@ CELLS = [
     md("""
     ## 3. The ImagePolicy: which tags may be deployed
 
-    An `ImagePolicy` names an image repository, a rule for choosing its latest tag — here the
-    highest **semver** version in the range `>=1.0.0 <2.0.0` — and the Application whose
-    markers it may update. Like the Application, it lives in the agent's namespace and is
-    created by a person; the agent may only read it and write its status.
+    An `ImagePolicy` names an image, a rule for its latest tag (here the highest **semver** in
+    `>=1.0.0 <2.0.0`) and the Application whose markers it may update. A person creates it;
+    the agent only reads it and writes its status.
     """),
-    code("""
+    live("""
     import yaml
 
     policy = lab.image_policy("guestbook", app="guestbook", semver=">=1.0.0 <2.0.0", interval="10s")
     print(yaml.safe_dump(policy, sort_keys=False))
-    """),
-    live("""
     before = lab.workcopy.head  # Git before the updater may write: the pin commit
     lab.apps.apply(policy)  # the same as `kubectl apply -f imagepolicy.yaml`
 
@@ -163,9 +154,8 @@ CELLS = [
     !kubectl get imagepolicies -n gitops-lab
     """),
     md("""
-    **Self-check.** The policy is Ready and chose the highest tag in its range among those in
-    the registry — `1.0.0`, the only one so far (if you run this chapter a second time, the
-    registry still holds the tags of the first run).
+    **Self-check.** The policy is Ready and chose the highest tag in range (`1.0.0`, unless an
+    earlier run left more tags).
     """),
     check("""
     tags = registry_tags()
@@ -177,10 +167,8 @@ CELLS = [
     md("""
     ## 4. CI pushes `1.1.0` → the updater commits → the agent rolls it out
 
-    Now only CI acts. It pushes `1.1.0`; the registry notifies the agent; the updater sees a
-    newer tag in range, rewrites the marked line and pushes **one commit**, authored
-    `gitops-lab image updater`; then it refreshes the Application, which deploys that commit.
-    Nobody ran `kubectl`, and CI held no credential for Git or the cluster.
+    Only CI acts: it pushes `1.1.0`; the updater rewrites the marked line in **one commit**
+    (author `gitops-lab image updater`) and refreshes the Application. Nobody ran `kubectl`.
     """),
     live("""
     import time
@@ -207,10 +195,8 @@ CELLS = [
     !git -C {lab.workcopy.path} show --format= HEAD
     """),
     md("""
-    The commit is in Git. Now the agent deploys it. On kind the node pulls `1.1.0` from the
-    registry and the page answers with the new version. On the local provider the nodes are
-    simulated: **no container runs** and nothing is pulled — what you can see is the
-    Deployment's image and its pods (kwok's), which is what the agent changed.
+    The agent deploys it. On kind the node pulls `1.1.0` and the page shows it. On local **no
+    container runs**: you see the Deployment's image and kwok's pods.
     """),
     live("""
     import re
@@ -243,9 +229,7 @@ CELLS = [
     print(f"CI push → rolled out: {time.monotonic() - start:.1f} s")
     """),
     md("""
-    **Self-check.** Exactly one updater commit; it changed only the marked line (every other
-    byte of the file is as you wrote it); the Deployment and its pods run `1.1.0`; the
-    policy's status records the tag and the commit.
+    **Self-check.** One updater commit, changing only the marked line; the pods run `1.1.0`.
     """),
     check("""
     commits = updater_commits()
@@ -263,10 +247,9 @@ CELLS = [
     md("""
     ## 5. CI pushes `2.0.0` → ignored, on purpose
 
-    In semver a new *major* version announces breaking changes. The range `>=1.0.0 <2.0.0`
-    says: take fixes and features automatically, never a major upgrade. So `2.0.0` lands in the
-    registry, the updater scans it — and chooses `1.1.0` again: no commit, nothing deployed.
-    Taking `2.x` is a person's decision: change the policy's range, or the marked line in Git.
+    A new *major* version means breaking changes; `>=1.0.0 <2.0.0` takes fixes and features,
+    never a major. The updater sees `2.0.0` and keeps `1.1.0`: no commit. Taking `2.x` is a
+    person's decision (the range, or the marked line).
     """),
     live("""
     head = lab.workcopy.head
@@ -278,7 +261,7 @@ CELLS = [
     print([c["message"] for c in status()["conditions"] if c["type"] == "Ready"][0])
     !kubectl get imagepolicies -n gitops-lab
     """),
-    md("**Self-check.** `2.0.0` is in the registry, seen by the updater, and not chosen: no new commit; `1.1.0` still runs."),
+    md("**Self-check.** `2.0.0` seen, not chosen; no new commit."),
     check("""
     assert "2.0.0" in registry_tags() and status()["observedTags"] == len(registry_tags())
     assert status()["latestTag"] == "1.1.0", status()
@@ -288,14 +271,9 @@ CELLS = [
     md("""
     ## 6. The image timeline: registry, Git, cluster at a glance
 
-    `ImageTimeline` reads the three places the pipeline connects: the **tags** in the registry
-    (oldest version first; faded = outside the policy's range), the one the **policy** chose,
-    the one **Git** holds (the marked line) and the one the pods **run**. When all three marks
-    sit on the same tag, the pipeline has settled. Press *Reload* after the next push.
-
-    The widget reads Git from *your machine*. On kind the Application's `repoURL` is the Git
-    server's name inside the cluster (`git-server.gitops-lab`), which only pods resolve; the
-    widget reads the same repository through 127.0.0.1 (`lab.push_url`, where your commits go).
+    Registry **tags** (faded = out of range), the **policy**'s choice, the tag in **Git** and
+    the one the pods **run**: all on one tag = settled. (It reads Git via 127.0.0.1,
+    `lab.push_url`; on kind `repoURL` names the in-cluster Git server, which only pods resolve.)
     """),
     live("""
     from gitops_lab.widgets import ImageTimeline
@@ -303,7 +281,7 @@ CELLS = [
     timeline = ImageTimeline(lab.kube, "guestbook", cluster=lab.provider.name)
     timeline
     """),
-    md("**Self-check.** The policy, Git and the pods agree on `1.1.0`; `2.0.0` is there, out of range."),
+    md("**Self-check.** Policy, Git and pods agree on `1.1.0`."),
     check("""
     entries = {e["tag"]: e for e in timeline.entries}
     assert not timeline.message.value, timeline.message.value  # it could read the registry, Git and the pods
@@ -314,13 +292,9 @@ CELLS = [
     md("""
     ## 7. ✏️ Your turn: a release you must not take
 
-    CI is about to push two releases: `1.1.1`, a bug fix, and `1.2.0`, whose release notes
-    say it needs a database migration your team has not done yet. (CI builds this `1.2.0`
-    broken on purpose: on kind its pods would never become Ready, as in chapter 05; on the
-    local provider kwok only fails tags ending in `-broken`, so there it would look healthy.
-    Either way the point is that it must never reach Git.) With the range `>=1.0.0 <2.0.0`
-    the updater would commit `1.2.0` at once — so first the policy goes (the updater stops
-    writing), then CI pushes both tags:
+    CI pushes `1.1.1` (a fix) and `1.2.0` (needs a migration you have not done; built broken:
+    on kind never Ready, on local kwok fails only `-broken` tags — either way it must not
+    reach Git). The current range would take `1.2.0`, so the policy goes first:
     """),
     live("""
     lab.kubectl("-n", "gitops-lab", "delete", "imagepolicy", "guestbook")
@@ -330,15 +304,10 @@ CELLS = [
     !kubectl get imagepolicies -n gitops-lab
     """),
     md("""
-    Write the ImagePolicy `guestbook` again, with a **semver range that takes every `1.1.x`
-    patch** — `1.1.1` now, `1.1.2` when CI pushes it — **and never `1.2.0`** (nor `2.0.0`).
-    Keep `update.applicationRef`, so the updater commits what it chooses; the agent then rolls
-    it out. Ranges are written as in npm and Flux: `>=A.B.C <X.Y.Z`, `~A.B` (patches of A.B),
-    `^A.B.C` (no new major).
-
-    The cell below writes `imagepolicy.yaml` and applies it once `RANGE` is filled in. In a
-    terminal: write the same file, `kubectl apply -f imagepolicy.yaml`, then `kubectl get
-    imagepolicies -n gitops-lab` and `git log` in your clone.
+    Re-create the ImagePolicy with a **range that takes every `1.1.x` patch and never
+    `1.2.0`**. Syntax as in npm and Flux: `>=A.B.C <X.Y.Z`, `~A.B` (patches of A.B), `^A.B.C`
+    (no new major). Fill in `RANGE` and run the cell (or `kubectl apply -f` the file in a
+    terminal).
     """),
     starter("""
     RANGE = ""  # ✏️ a semver range: every 1.1.x patch, never 1.2.0
@@ -378,23 +347,20 @@ CELLS = [
     md("""
     ## 8. Clean up
 
-    Delete the ImagePolicy (the updater stops writing to Git) and put the pristine sample back,
-    so the next chapter starts clean. The tags stay in the registry (but `1.1.1` and `1.2.0`,
-    which the catch-up cell removes): run this chapter again and the updater commits `1.1.0` as
-    soon as the policy appears.
+    Delete the ImagePolicy and restore the sample. The registry keeps its tags.
     """),
     live("""
     lab.kubectl("-n", "gitops-lab", "delete", "imagepolicy", "guestbook", "--ignore-not-found")
     app = lab.reset_sample()
     print("the Deployment runs", deployment_image())
     """),
-    md("**Self-check.** No ImagePolicy left; Git and the cluster are back to the sample."),
+    md("**Self-check.** No ImagePolicy; Git and cluster back to the sample."),
     check("""
     assert lab.image_policies() == []
     assert lab.read("apps/guestbook/deployment.yaml") == original
     assert deployment_image() == "gitops-lab/guestbook:1.0.0"
     assert app["status"]["sync"]["revision"] == lab.workcopy.head
     """),
-    md("Next: **08 · Environments and promotion** — staging, production, and a release promoted by a reviewed merge."),
+    md("Next: **08 · Environments and promotion**."),
 ]
 
