@@ -9,11 +9,9 @@ CELLS = [
     md("""
     # 08 · Environments and promotion
 
-    "Production matches what you tested": with GitOps that is a property of Git. Each
-    environment is a directory in the config repo, watched by its own Application; they share a
-    **base** and differ only where an **overlay** says so. Moving a release from staging to
-    production — **promotion** — is a Git change like any other: a branch, a review of its diff,
-    a merge into `main`. The agent does the rest.
+    Each environment is a directory in Git with its own Application; they share a **base** and
+    differ where an **overlay** says. **Promotion** (staging → production) is a Git change: a
+    branch, a reviewed diff, a merge into `main`.
     """),
     code(CONNECT),
     live("""
@@ -30,35 +28,31 @@ CELLS = [
     md("""
     ## 1. One base, two overlays
 
-    **Kustomize** (built into `kubectl`, and what the agent renders a directory with when it
-    holds a `kustomization.yaml`) builds an environment from a **base** — the app's manifests
-    — and an **overlay** that patches it. The config repo now has:
+    **Kustomize** (in `kubectl`; the agent uses it for a directory with a `kustomization.yaml`)
+    patches a **base** with an **overlay**:
 
-    * `envs/guestbook/base/` — the guestbook's Deployment, ConfigMap and a ClusterIP Service;
-    * `envs/guestbook/overlays/staging/` and `overlays/production/` — each a `kustomization.yaml`
-      (its namespace, replica count and image tag) and `config.yaml` (a patch of the ConfigMap:
-      its `GREETING` and `THEME`).
+    * `envs/guestbook/base/`: Deployment, ConfigMap, ClusterIP Service;
+    * `envs/guestbook/overlays/{staging,production}/`: `kustomization.yaml` (namespace,
+      replicas, image tag) and `config.yaml` (the ConfigMap's `GREETING` and `THEME`).
 
-    Overlays reach the base with `../../base`; the agent reads exactly the files a
-    kustomization names, and refuses paths that leave the repository.
+    The agent refuses paths that leave the repository.
     """),
     live("""
     !git -C {CLONE} ls-files envs
     !cat {CLONE}/envs/guestbook/overlays/production/kustomization.yaml
     !cat {CLONE}/envs/guestbook/overlays/production/config.yaml
     """),
-    md("What the agent will apply for production is what `kubectl kustomize` prints — try it in a terminal too:"),
+    md("What the agent applies for production is what `kubectl kustomize` prints:"),
     live("""
     !kubectl kustomize {CLONE}/envs/guestbook/overlays/production
     """),
     md("""
     ## 2. Two Applications, one per environment
 
-    Each environment is an Application with its own `spec.source.path` and destination
-    namespace: `guestbook-staging` and `guestbook-production`. Both track `main`. (Larger teams
-    often point production at a branch or tag of its own; one branch and a reviewed merge
-    into it is the simplest setup that still makes every change to production a reviewed
-    commit.)
+    Each has its own `spec.source.path` and namespace (`guestbook-staging`,
+    `guestbook-production`); both track `main` (some teams give production its own branch or
+    tag). On kind their pods really run; on local kwok reports them Running. Their Services
+    are ClusterIP: `lab.app_url` serves only the sample guestbook.
     """),
     live("""
     import yaml
@@ -66,19 +60,11 @@ CELLS = [
     print(yaml.safe_dump({k: apps["production"][k] for k in ("apiVersion", "kind", "spec")}, sort_keys=False))
     !kubectl get applications -n gitops-lab
     !kubectl get deployments -A -l app.kubernetes.io/name=guestbook
-    """),
-    md("""
-    Where they run: on kind their pods really run, both environments side by side on the one
-    node (each in its namespace); on the local provider kwok reports them Running and no
-    container runs. Either way their Services are ClusterIP ones: `lab.app_url` serves only
-    the lab's sample guestbook (its NodePort), not these two.
-    """),
-    live("""
     !kubectl get pods -n guestbook-staging -o wide
     !kubectl get pods -n guestbook-production -o wide
     print("lab.app_url:", lab.app_url, "— the sample guestbook only (None on the local provider)")
     """),
-    md("**Self-check.** Both environments are Synced and Healthy at the same commit, each in its own namespace."),
+    md("**Self-check.** Both Synced and Healthy at the same commit."),
     check("""
     revs = {env: app["status"]["sync"]["revision"] for env, app in apps.items()}
     assert revs["staging"] == revs["production"] == lab.workcopy.head, revs
@@ -89,9 +75,8 @@ CELLS = [
     md("""
     ## 3. A change reaches staging first — and the environments drift apart
 
-    Release `1.1.0` goes to staging: one commit to the staging overlay's image tag, straight to
-    `main` (many teams let CI, or chapter 07's image updater, write staging's tag). Staging
-    syncs; production, whose overlay did not change, stays on `1.0.0`.
+    `1.1.0` goes to staging: one commit to its overlay, straight to `main` (often CI or chapter
+    07's updater writes it). Production stays on `1.0.0`.
     """),
     live("""
     path = CLONE / "envs/guestbook/overlays/staging/kustomization.yaml"
@@ -102,15 +87,12 @@ CELLS = [
     staging = envs.wait_synced(lab, "staging", to_staging)
     """),
     md("""
-    **Drift between environments**: compare what each renders from Git and what runs. Some
-    values differ on purpose (namespace, size, theme: that is what an overlay is for); a
-    release value that differs — the image, the GREETING — is drift waiting to be promoted.
+    **Drift between environments**: namespace, size, theme differ on purpose; a differing
+    release value (image, GREETING) is drift waiting to be promoted.
     """),
     live("""
+    print(envs.rendered_diff(lab))  # `diff -u` of the two rendered overlays, then Git vs live per field
     HTML(envs.table_html(envs.compare(lab)))
-    """),
-    live("""
-    print(envs.rendered_diff(lab))  # the same, as `diff -u` of the two rendered overlays
     """),
     md("**Self-check.** Staging runs `1.1.0`, production still `1.0.0`."),
     check("""
@@ -121,18 +103,14 @@ CELLS = [
     md("""
     ## 4. Promotion as a Git change: branch, review, merge
 
-    Promoting `1.1.0` means: make production's overlay say what staging's says. Done as a team
-    does it, in your clone with plain `git`:
+    Make production's overlay say what staging's says, with plain `git`:
 
-    1. a **branch** for the change, `promote-1.1.0`, and a commit on it;
-    2. **push the branch** — on GitHub or GitLab you would now open a pull/merge request;
-    3. **review**: `git diff main...promote-1.1.0` is exactly what the request shows — the
-       change since the branch left `main`;
-    4. **merge** into `main` with `--no-ff` (a merge commit records that a reviewed branch came
-       in, and `git revert -m 1` of it undoes the whole promotion) and push `main`.
+    1. a **branch** `promote-1.1.0` with the commit;
+    2. **push** it (on GitHub/GitLab: open a pull/merge request);
+    3. **review** `git diff main...promote-1.1.0` (what the request shows);
+    4. **merge** with `--no-ff` (`git revert -m 1` undoes the whole promotion), push `main`.
 
-    The agent watches `main` only: the pushed branch changes nothing in the cluster until it
-    is merged.
+    The agent watches `main` only: the branch changes nothing until merged.
     """),
     live("""
     !git -C {CLONE} checkout -b promote-1.1.0
@@ -141,11 +119,11 @@ CELLS = [
     !git -C {CLONE} commit -qam "production: guestbook 1.1.0, as tested in staging"
     !git -C {CLONE} push -q -u origin promote-1.1.0
     """),
-    md("The review: what would merge into `main`. One line, in production's overlay only:"),
+    md("The review — one line, in production's overlay:"),
     live("""
     !git -C {CLONE} diff main...promote-1.1.0
     """),
-    md("**Self-check.** The branch is on the server, `main` is not changed, and production still runs `1.0.0`."),
+    md("**Self-check.** The branch is pushed; `main` and production are unchanged."),
     check("""
     import subprocess
 
@@ -158,7 +136,7 @@ CELLS = [
     assert lab.app("guestbook-production")["status"]["sync"]["revision"] == to_staging
     assert envs.live_summary(lab, "production")["image"] == "gitops-lab/guestbook:1.0.0"
     """),
-    md("Approved. Merge, push `main`, delete the merged branch; then the agent syncs production:"),
+    md("Approved: merge, push `main`, delete the branch; the agent syncs production:"),
     live("""
     !git -C {CLONE} checkout -q main
     !git -C {CLONE} merge --no-ff -m "Merge branch 'promote-1.1.0': guestbook 1.1.0 to production" promote-1.1.0
@@ -170,7 +148,7 @@ CELLS = [
     production = envs.wait_synced(lab, "production", merged)
     HTML(envs.table_html(envs.compare(lab)))
     """),
-    md("**Self-check.** `main` has a merge commit; production runs `1.1.0`, like staging; only the on-purpose values still differ."),
+    md("**Self-check.** A merge commit; production runs `1.1.0`; only on-purpose values differ."),
     check("""
     parents = lab.workcopy.repo.commit(merged).parents
     assert len(parents) == 2, "a merge commit has two parents"
@@ -181,8 +159,7 @@ CELLS = [
     md("""
     ## 5. ✏️ Your turn: promote the new greeting
 
-    A teammate tries a new `GREETING` in staging — a commit to the staging overlay's
-    `config.yaml`, straight to `main` (run the cell):
+    A teammate tries a new `GREETING` in staging (run the cell):
     """),
     live("""
     tried = envs.teammate_greeting(lab)
@@ -190,14 +167,10 @@ CELLS = [
     HTML(envs.table_html(envs.compare(lab)))
     """),
     md("""
-    It works in staging. **Promote it to production, by branch and merge**: make a branch
-    `promote-greeting`, set `GREETING` in `envs/guestbook/overlays/production/config.yaml` to
-    staging's (keep production's `THEME`), commit, push the branch, review
-    `git diff main...promote-greeting`, then on `main` `git merge --no-ff promote-greeting`
-    and push `main`. A commit straight on `main` does not count: the check looks for the merge.
-
-    Do it in a terminal in your clone (the cell prints its path), or with `!git -C {CLONE} …`
-    cells below. The starter only shows where you are.
+    **Promote it by branch and merge**: branch `promote-greeting`; set `GREETING` in
+    `envs/guestbook/overlays/production/config.yaml` to staging's (keep `THEME`); commit, push
+    the branch, review, `git merge --no-ff promote-greeting` on `main`, push `main`. The check
+    wants the merge, not a commit on `main`. Use a terminal in your clone or `!git -C {CLONE} …`.
     """),
     starter("""
     print("your clone:", CLONE)
@@ -224,21 +197,20 @@ CELLS = [
     md("""
     ## 6. Clean up
 
-    Delete both Applications — they carry the resources finalizer, so the agent deletes what
-    they deployed — with their namespaces, and take `envs/` out of Git (and any `promote-*`
-    branch), so other chapters start clean. Running this chapter again sets it all up anew.
+    Delete both Applications (their finalizer makes the agent delete what they deployed) and
+    their namespaces; take `envs/` and `promote-*` branches out of Git.
     """),
     live("""
     envs.teardown(lab)
     !kubectl get applications -n gitops-lab
     !git -C {CLONE} branch -a
     """),
-    md("**Self-check.** No environment Application is left, `envs/` is gone from Git, and your clone is on `main`."),
+    md("**Self-check.** No environment Application, no `envs/`, clone on `main`."),
     check("""
     names = [a["metadata"]["name"] for a in lab.apps.list()]
     assert "guestbook-staging" not in names and "guestbook-production" not in names, names
     assert not (CLONE / "envs").exists()
     assert lab.workcopy.branch == "main"
     """),
-    md("Next: **99 · Cleanup** — when you are done."),
+    md("Next: **09 · From the lab to Argo CD and Flux**."),
 ]
