@@ -9,13 +9,9 @@ CELLS = [
     md("""
     # 09 · From the lab to Argo CD and Flux
 
-    Everything you did here carries over: the lab's `Application` is shaped after Argo CD's, and
-    Flux expresses the same idea in two objects. This chapter puts the lab's sample app beside
-    both, lists the commands that correspond, and the defaults that differ — so nothing surprises
-    you on a real cluster. Then you translate the app into Flux yourself.
-
-    Nothing in this chapter installs Argo CD or Flux: the lab runs neither. The manifests and
-    commands below are what you will use on your own cluster.
+    The lab's `Application` is shaped after Argo CD's; Flux says the same in two objects. Here:
+    the sample app in both, the matching commands, the defaults that differ — then you
+    translate the app into Flux. The lab runs neither tool; this is for your own cluster.
     """),
     code(CONNECT),
     live("""
@@ -27,30 +23,22 @@ CELLS = [
     md("""
     ## 1. One app, three ways
 
-    The same desired state — *the directory `apps/guestbook` of the config repo, at `main`,
-    into the namespace `guestbook`, pruning what leaves Git* — written for three controllers:
+    *`apps/guestbook` at `main`, into namespace `guestbook`, pruning* — for three controllers
+    (generated from the live Application by `gitops_lab.course.translate`):
 
-    * **this lab** (`gitopslab.io/v1alpha1` Application): one object with `source`,
-      `destination` and `syncPolicy`;
-    * **Argo CD** (`argoproj.io/v1alpha1` Application, in the namespace `argocd`): the same
-      three parts, plus two it requires — a `project` (`default` is created at install; projects
-      limit which repos and clusters an app may use) and the destination cluster (`server:
-      https://kubernetes.default.svc` is the cluster Argo CD runs in);
-    * **Flux** splits *fetching* from *applying*: a **GitRepository**
-      (`source.toolkit.fluxcd.io/v1`) fetches a branch every `interval`, and a
-      **Kustomization** (`kustomize.toolkit.fluxcd.io/v1` — not Kustomize's own
-      `kustomization.yaml`) builds one `path` of it and applies it every `interval`. One
-      GitRepository can feed many Kustomizations.
-
-    The three columns are generated from the live Application (read from the cluster just now)
-    by `gitops_lab.course.translate`; the notes under them say what does not translate one to one.
+    * **this lab**: one Application with `source`, `destination`, `syncPolicy`;
+    * **Argo CD** (`argoproj.io` Application, namespace `argocd`): the same, plus a `project`
+      (limits repos and clusters; `default` exists) and a destination `server`;
+    * **Flux** splits fetching from applying: a **GitRepository** fetches a branch every
+      `interval`; a **Kustomization** (not Kustomize's `kustomization.yaml`) applies one `path`
+      of it every `interval`.
     """),
     live("""
     !kubectl get application guestbook -n gitops-lab
     side_by_side = comparison(lab)
     side_by_side
     """),
-    md("**Self-check.** The three say the same thing: the same path, the same target namespace, the same prune; Flux's Kustomization names its GitRepository."),
+    md("**Self-check.** Same path, namespace and prune in all three."),
     check("""
     live_spec = lab.app("guestbook")["spec"]
     argo = side_by_side.argo
@@ -67,53 +55,47 @@ CELLS = [
     md("""
     ## 2. The defaults that differ
 
-    The lab is fast on purpose, so you see cause and effect within a second. Real controllers are
-    slower on purpose, to spare the Git server and the API server. What to expect at work:
+    The lab is fast so you see cause and effect; real controllers are slower to spare Git and
+    the API server:
 
     | | this lab | Argo CD | Flux |
     |---|---|---|---|
-    | how often Git is checked | every **1 s** (`--poll-interval`) | every **3 min**: `timeout.reconciliation: 180s` in the `argocd-cm` ConfigMap; at once with a Git webhook (`/api/webhook`) | GitRepository `spec.interval`: **required, you choose** (commonly `1m`); at once with a webhook `Receiver` |
-    | automatic sync | when `syncPolicy.automated` is set | **off** by default: an app is synced by hand until `syncPolicy.automated` is set | always on (every Kustomization `spec.interval`, commonly `10m`), unless `suspend: true` |
-    | drift (someone ran `kubectl`) | seen within a second; reverted with `selfHeal` | `selfHeal` **off** by default: reported as OutOfSync, not reverted | no switch: re-applied at the next Kustomization interval |
-    | pruning what left Git | `automated.prune` (the sample: on) | `automated.prune` **off** by default | `spec.prune`: **required**, no default |
-    | full re-compare at rest | every 60 s | every 180 s (the same timeout) | every Kustomization interval |
+    | Git checked | every **1 s** | every **3 min** (`timeout.reconciliation` in `argocd-cm`), or a webhook | GitRepository `interval`: **required** (often `1m`), or a webhook `Receiver` |
+    | automatic sync | `syncPolicy.automated` | **off** by default | always, every Kustomization `interval` (often `10m`), unless suspended |
+    | drift | reverted with `selfHeal` | `selfHeal` **off** by default: OutOfSync only | re-applied at the next interval |
+    | prune | `automated.prune` | **off** by default | `spec.prune`: **required** |
+    | full re-compare | every 60 s | every 180 s | every interval |
 
-    So after a commit, expect **up to 3 minutes** before Argo CD notices (plus the sync), and up to
-    the GitRepository's interval with Flux — unless a webhook tells them. A `kubectl scale` you did
-    by hand stays in Argo CD until you sync (without `selfHeal`), and for up to the Kustomization
-    interval in Flux.
-
-    Where this lab's 1 s is set, read from the agent that is running now (on kind: the
-    Deployment's container args; on the local provider: the host process's command line):
+    So expect **up to 3 minutes** before Argo CD sees a commit, unless a webhook tells it.
+    Where the lab's 1 s is set (kind: the Deployment's args; local: the host process's command line):
     """),
     live("""
     value, where = poll_interval(lab)
     print(f"agent mode {lab.agent_mode}: this lab's agent polls Git every {value} — set in {where}")
     !gitops-lab agent run --help | grep -A2 '^  --poll-interval'
     """),
-    md("**Self-check.** The running agent polls every second — 180 times as often as Argo CD's default."),
+    md("**Self-check.** The agent polls every second — 180× Argo CD's default."),
     check("""
     assert value == "1 s", f"the agent was started with --poll-interval {value}"
     """),
     md("""
     ## 3. The commands that correspond
 
-    The lab's `gitops-lab app` verbs are Argo CD's. Flux has no per-app history or rollback: its
-    record is Git itself. On your own cluster:
+    `gitops-lab app X` is `argocd app X` (for `list`, `get`, `sync`, `diff`, `history`,
+    `rollback`). Flux has no per-app history or rollback: its record is Git.
 
-    | what | this lab | Argo CD | Flux |
-    |---|---|---|---|
-    | list, with sync and health | `gitops-lab app list` | `argocd app list` | `flux get kustomizations` |
-    | one app and its objects | `gitops-lab app get guestbook` | `argocd app get guestbook` | `flux tree kustomization guestbook` |
-    | look at Git now | `gitops-lab app refresh guestbook` | `argocd app get guestbook --refresh` | `flux reconcile source git lab` |
-    | sync now | `gitops-lab app sync guestbook` | `argocd app sync guestbook` | `flux reconcile kustomization guestbook --with-source` |
-    | what would change | `gitops-lab app diff guestbook` | `argocd app diff guestbook` | `flux diff kustomization guestbook --path ./apps/guestbook` (from a local checkout) |
-    | deployed revisions | `gitops-lab app history guestbook` | `argocd app history guestbook` | `git log` (and the applied revision in `flux get kustomizations`) |
-    | roll back | `gitops-lab app rollback guestbook ID` (turns automated sync off) | `argocd app rollback guestbook ID` (refused while automated sync is on: turn it off first) | no command: `git revert`, and Flux applies the revert |
-    | pause | remove `spec.syncPolicy.automated` | `argocd app set guestbook --sync-policy none` | `flux suspend kustomization guestbook`, later `flux resume kustomization guestbook` |
+    | what | this lab / Argo CD | Flux |
+    |---|---|---|
+    | list | `app list` | `flux get kustomizations` |
+    | one app | `app get guestbook` | `flux tree kustomization guestbook` |
+    | look at Git now | lab `app refresh`; Argo `app get --refresh` | `flux reconcile source git lab` |
+    | sync now | `app sync guestbook` | `flux reconcile kustomization guestbook --with-source` |
+    | what would change | `app diff guestbook` | `flux diff kustomization guestbook --path ./apps/guestbook` |
+    | history | `app history guestbook` | `git log` |
+    | roll back | `app rollback guestbook ID` (Argo: refused while automated) | `git revert` |
+    | pause | lab: remove `syncPolicy.automated`; Argo: `app set guestbook --sync-policy none` | `flux suspend kustomization guestbook` |
 
-    The lab's column, for real (`app diff` exits 1 when Git and the cluster differ; here they do
-    not):
+    The lab's column, live (`app diff` exits 1 when Git and cluster differ):
     """),
     live("""
     !gitops-lab app list
@@ -123,8 +105,7 @@ CELLS = [
     md("""
     ### Argo CD's UI, on your cluster
 
-    Argo CD ships a web UI (the lab's dashboard widget imitates its colours). After installing
-    Argo CD into the namespace `argocd`, you reach it without exposing anything:
+    Argo CD ships a web UI (the lab's dashboard imitates its colours). Reach it without exposing anything:
 
     ```sh
     kubectl port-forward svc/argocd-server -n argocd 8080:443   # then open https://localhost:8080
@@ -132,31 +113,19 @@ CELLS = [
     argocd login localhost:8080 --username admin                 # the CLI, through the same port
     ```
 
-    The install generates a random password for the user `admin` and keeps it in the Secret
-    `argocd-initial-admin-secret` (key `password`). Change it after the first login
-    (`argocd account update-password`) and delete that Secret — and never paste a password into a
-    notebook, a commit or a ticket. Flux itself ships no web UI (other projects add one):
-    `flux get` and `flux events` are its view.
+    The generated password sits in the Secret `argocd-initial-admin-secret`: change it
+    (`argocd account update-password`), delete that Secret, and never paste it into a
+    notebook, commit or ticket. Flux has no UI of its own: `flux get`, `flux events`.
     """),
     md("""
     ### ✏️ Your turn: translate the guestbook into Flux
 
-    Write the guestbook as a **Flux Kustomization**, from what the live Application says, and
-    commit it to the config repo as `flux/guestbook.yaml`. Fill in the four `???` of the starter:
+    Fill in the four `???` from the live Application (`kubectl get application guestbook -n
+    gitops-lab -o yaml`): `interval` (e.g. `10m`), `path` (`spec.source.path`), `prune`,
+    `targetNamespace`. Uncomment `lab.commit` and run — or commit `flux/guestbook.yaml` in
+    your clone and push. A GitRepository too (after `---`) is checked if present.
 
-    * `interval` — how often Flux applies again and corrects drift (a duration such as `10m`);
-    * `path` — the directory Flux builds: the Application's `spec.source.path`;
-    * `prune` — `true` or `false`, as the Application's `spec.syncPolicy.automated.prune`;
-    * `targetNamespace` — the Application's `spec.destination.namespace`.
-
-    (`!kubectl get application guestbook -n gitops-lab -o yaml` shows them.) Then uncomment the
-    `lab.commit` line and run the cell — or, in a terminal, write the file in your clone
-    (`lab.workcopy.path`), `git add flux/guestbook.yaml`, `git commit`, `git push`. You may add the
-    GitRepository too (a `---` between the two documents); it is checked if present.
-
-    Nothing applies it: the lab has no Flux, and the guestbook Application reads only
-    `apps/guestbook`, so a file under `flux/` is never deployed. On a cluster with Flux, `kubectl
-    apply -f flux/guestbook.yaml` (or a bootstrap Kustomization that includes `flux/`) would.
+    Nothing applies it here (no Flux; the Application reads only `apps/guestbook`).
     """),
     starter("""
     kustomization = '''\\
@@ -212,13 +181,11 @@ CELLS = [
     md("""
     ## Where next
 
-    * **Argo CD**: install it on a kind cluster of your own (its *Getting Started* guide), apply
-      the Argo CD column above with your repo's URL, and watch the UI. Remember the 3 minutes.
-    * **Flux**: `flux bootstrap` installs Flux and commits its own manifests to your repo; add a
-      GitRepository and your Kustomization beside them.
-    * Both read the same plain YAML and Kustomize directories you committed here: the config repo
-      does not change when the controller does.
+    * **Argo CD**: install it on your own kind cluster (*Getting Started*), apply the Argo CD
+      column with your repo's URL, watch the UI.
+    * **Flux**: `flux bootstrap`, then add a GitRepository and your Kustomization.
+    * Both read the same YAML and Kustomize directories: the config repo stays as it is.
 
-    Last: **99 · Cleanup** stops everything the lab started.
+    Last: **99 · Cleanup**.
     """),
 ]
