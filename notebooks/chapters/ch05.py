@@ -30,7 +30,7 @@ CELLS = [
     rollout fails and the app turns **Degraded**.
 
     Where the failure comes from: on kind, the kubelet really probes the container. On local no
-    container runs; a kwok rule (`gitops_lab/cluster/kwok-stages.yaml`) marks pods of a
+    container runs; a [kwok](glossary.md#kwok) rule (`gitops_lab/cluster/kwok-stages.yaml`) marks pods of a
     `-broken` tag Running but not Ready. The progress deadline and health check are real
     Kubernetes on both. The release, one changed line:
     """),

@@ -21,7 +21,7 @@ CELLS = [
     ## 1. Ask the API server: `kubectl auth can-i`
 
     `--as` impersonates the agent's ServiceAccount (your kubeconfig is an admin's); the API
-    server checks its RBAC as when the agent calls. Two questions, then the whole matrix (each
+    server checks its [RBAC](glossary.md#rbac) as when the agent calls. Two questions, then the whole matrix (each
     table cell is one `can-i`):
     """),
     live("""
@@ -131,7 +131,7 @@ CELLS = [
     ## 3. A push pipeline, live
 
     `gitops_lab.course.push` plays a *push* CI job. Like many, it holds a copy of the admin
-    kubeconfig in CI's secret store, **outside the cluster**; each run clones the config repo
+    [kubeconfig](glossary.md#kubeconfig) in CI's secret store, **outside the cluster**; each run clones the config repo
     and runs `kubectl apply`, into namespace `guestbook-push`.
 
     Another team's namespace, `payments`, holds a Secret (random value, never printed; only

@@ -78,7 +78,7 @@ CELLS = [
     HTML(svg)
     """),
     md("""
-    **Self-check.** The registry answers on 127.0.0.1; the cluster knows the `ImagePolicy` kind.
+    **Self-check.** The registry answers on 127.0.0.1; the cluster knows the `ImagePolicy` kind (a [CRD](glossary.md#crd)).
     """),
     check("""
     with urllib.request.urlopen(f"http://{registry}/v2/", timeout=5) as resp:

@@ -28,7 +28,7 @@ CELLS = [
     md("""
     ## 1. One base, two overlays
 
-    **Kustomize** (in `kubectl`; the agent uses it for a directory with a `kustomization.yaml`)
+    **[Kustomize](glossary.md#kustomize)** (in `kubectl`; the agent uses it for a directory with a `kustomization.yaml`)
     patches a **base** with an **overlay**:
 
     * `envs/guestbook/base/`: Deployment, ConfigMap, ClusterIP Service;
@@ -197,7 +197,7 @@ CELLS = [
     md("""
     ## 6. Clean up
 
-    Delete both Applications (their finalizer makes the agent delete what they deployed) and
+    Delete both Applications (their [finalizer](glossary.md#finalizer) makes the agent delete what they deployed) and
     their namespaces; take `envs/` and `promote-*` branches out of Git.
     """),
     live("""

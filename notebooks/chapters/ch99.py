@@ -9,16 +9,15 @@ CELLS = [
     md("""
     # 99 · Cleanup
 
-    Stop everything the lab started: the app, the agent, the Git server and the cluster. You
-    can start over any time — every chapter's first cell brings the lab back in seconds.
+    Stop the app, the agent, the Git server and the cluster. Any chapter's first cell brings
+    the lab back.
     """),
     code(CONNECT),
     md("""
     ## 1. Remove the app
 
-    Deleting the Application stops the agent from managing it; deleting its namespace removes
-    what it deployed. (Argo CD does both in one step when the Application has its
-    `resources-finalizer`.)
+    Delete the Application and its namespace (Argo CD does both at once with its
+    `resources-finalizer`, a [finalizer](glossary.md#finalizer)).
     """),
     live("""
     lab.delete_app("guestbook")
@@ -31,8 +30,7 @@ CELLS = [
     md("""
     ## 2. Stop the agent
 
-    On kind the agent is a Deployment: stopping it scales it to 0 replicas (its pod goes). On
-    the local provider it is a process on your machine: it gets SIGTERM and exits cleanly.
+    On kind: scale its Deployment to 0. On local: SIGTERM to its process.
     """),
     live("""
     agent = lab.agent_info() or {}
@@ -42,7 +40,7 @@ CELLS = [
     else:
         print("stopped agent pid", agent.get("pid"))
     """),
-    md("**Self-check.** The agent's health endpoint is gone — and on kind, so is its pod."),
+    md("**Self-check.** The agent is gone (on kind, its pod too)."),
     check("""
     assert lab.agent_info() is None
     if lab.agent_mode == "in-cluster":
@@ -52,11 +50,9 @@ CELLS = [
     md("""
     ## 3. Tear the lab down
 
-    `lab.cleanup()` stops the Git server and the cluster and deletes their state (in a terminal:
-    `gitops-lab cluster down`). On kind that deletes the node's Docker container — and with it
-    every pod: the app, the Git server, the agent. On the local provider it stops the
-    control-plane processes and the `git daemon`. The config repo goes with it: the next
-    `Lab.connect()` starts from a fresh sample.
+    `lab.cleanup()` (terminal: `gitops-lab cluster down`) deletes the cluster and its state,
+    config repo included. On kind: the node's Docker container, with every pod. On local: the
+    control-plane processes and the `git daemon`.
     """),
     live("""
     import socket
@@ -67,7 +63,7 @@ CELLS = [
     lab.cleanup()
     !gitops-lab cluster status --name {name}
     """),
-    md("**Self-check.** Nothing answers any more: not the cluster, not the Git server — and on kind no node container is left."),
+    md("**Self-check.** Neither the cluster nor the Git server answers."),
     check("""
     def answers(port: int) -> bool:
         with socket.socket() as sock:
@@ -84,6 +80,6 @@ CELLS = [
     else:
         assert not answers(git_port), "the Git server should be stopped"
     """),
-    md("Thank you for doing GitOps with us. Back to **00 · Welcome** to start again."),
+    md("Thank you! **00 · Welcome** starts again."),
 ]
 
