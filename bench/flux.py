@@ -354,26 +354,24 @@ class FluxBench:
                 + " cold; source-controller with github.com/fluxcd/pkg/artifact v0.18.0 in "
                 "place of v0.18.3 (that zip is not served here)")
 
-    # ---- one row ------------------------------------------------------------------------------------
-    def row(self, what: str, ours: tuple[float | None, float | None],
-            theirs: tuple[float, float | None]) -> Row:
-        def two(p: tuple[float | None, float | None]) -> str:
-            if p[0] is None:
-                return "n/a (agent phase not run)"
-            return f"p50 {fmt_s(p[0])} · p95 {fmt_s(p[1])}" if p[1] is not None else fmt_s(p[0])
-
-        ratio = "n/a"
-        if ours[0] is not None:
-            ratio = fmt_ratio(ours[0], theirs[0])
-            if ours[1] is not None and theirs[1] is not None:
-                ratio += f" · {fmt_ratio(ours[1], theirs[1])}"
-        return Row(f"vs {self.label}: {what}", two(ours), "Flux " + two(theirs), ratio)
+    def row(self, what: str, ours: Pair, theirs: Pair) -> Row:
+        return peer_row(self.label, "Flux", what, ours, theirs)
 
 
-def flux_ready() -> str:
-    """"" when the Flux binaries and CRDs are in the cache, else what is missing."""
-    folder = flux_dir()
-    missing = [c.name for c in FLUX if not (folder / "bin" / c.name).is_file()]
-    if not list((folder / "crds").glob("*.yaml")):
-        missing.append("CRDs")
-    return ", ".join(missing)
+Pair = tuple[float | None, float | None]
+
+
+def peer_row(label: str, peer: str, what: str, ours: Pair, theirs: Pair) -> Row:
+    """One side-by-side row: gitops-lab in the value column, the peer as the baseline, and
+    the ratio gitops-lab ÷ peer (below 1× = gitops-lab leads), p50 · p95 where both exist."""
+    def two(p: Pair) -> str:
+        if p[0] is None:
+            return "n/a (phase not run)"
+        return f"p50 {fmt_s(p[0])} · p95 {fmt_s(p[1])}" if p[1] is not None else fmt_s(p[0])
+
+    ratio = "n/a"
+    if ours[0] is not None and theirs[0] is not None:
+        ratio = fmt_ratio(ours[0], theirs[0])
+        if ours[1] is not None and theirs[1] is not None:
+            ratio += f" · {fmt_ratio(ours[1], theirs[1])}"
+    return Row(f"vs {label}: {what}", two(ours), f"{peer} {two(theirs)}", ratio)

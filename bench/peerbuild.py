@@ -40,6 +40,9 @@ class GoCommand:
     replaces: tuple[str, ...] = ()
     main_go: str = ""  # a main package of our own in the wrapper (then PACKAGE is ".")
     links: tuple[str, ...] = ()  # further names for the binary (argv[0] dispatch)
+    # (file in the module, old text, new text): the module is copied out of the module cache,
+    # patched, and replaced by that copy (only to keep a listener on 127.0.0.1)
+    patches: tuple[tuple[str, str, str], ...] = ()
 
 
 def peers_dir() -> Path:
@@ -137,6 +140,19 @@ def build_command(cmd: GoCommand, folder: Path, progress: Progress) -> float:
         raise BinaryError(f"{cmd.module}@{cmd.version} {problem}")
     go_line = re.search(r"^go\s+(\S+)", gomod, re.M)
     replaces = [*replace_lines(gomod), *cmd.replaces]
+    if cmd.patches:
+        src = work / "src"
+        shutil.rmtree(src, ignore_errors=True)
+        shutil.copytree(info["Dir"], src)
+        for path in src.rglob("*"):
+            path.chmod(path.stat().st_mode | 0o200)
+        for file, old, new in cmd.patches:
+            target = src / file
+            text = target.read_text()
+            if old not in text:
+                raise BinaryError(f"patch for {cmd.module}@{cmd.version}: {old!r} not in {file}")
+            target.write_text(text.replace(old, new))
+        replaces.append(f"{cmd.module} => ./src")
     text = "\n".join([
         f"module gitops-lab/peer-build/{cmd.name}", "",
         f"go {go_line.group(1) if go_line else '1.25'}", "",
@@ -276,7 +292,11 @@ ARGOCD = (
               replaces=("github.com/argoproj/argo-cd/gitops-engine => "
                         f"github.com/argoproj/argo-cd/gitops-engine {ARGOCD_GITOPS_ENGINE}",),
               links=("argocd-application-controller", "argocd-repo-server",
-                     "argocd-git-ask-pass")),
+                     "argocd-git-ask-pass"),
+              # the application controller binds its metrics/health server to 0.0.0.0 (no
+              # flag); servers here listen on 127.0.0.1 only
+              patches=(("controller/appcontroller.go", 'fmt.Sprintf("0.0.0.0:%d", metricsPort)',
+                        'fmt.Sprintf("127.0.0.1:%d", metricsPort)'),)),
 )
 
 

@@ -140,7 +140,7 @@ class Bench:
                 ("image update automation", self.images),
                 ("agent peak RSS", self.rss),
                 ("clients: kube.py vs DynamicClient", self.clients),
-                ("peers: Flux, Argo CD", self.peers),
+                ("peers: Flux, Argo CD (flux, argo)", self.peers),
                 ("scale: 1/10/100 apps", self.scale),
             ):
                 if self.opts.only and not any(o.strip() and o.strip() in name
@@ -591,7 +591,8 @@ class Bench:
     def peers(self) -> None:
         from bench.peers import peer_rows
 
-        peer_rows(self.report)
+        self.stop_agent()  # the peers manage their own apps; no agent reconciling meanwhile
+        peer_rows(self)
 
     def scale(self) -> None:
         from bench.scale import ScaleBench
