@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from bench.githttp import GitHTTP
-from bench.peerbuild import FLUX, FLUX_VERSION, build_record, flux_dir
+from bench.peerbuild import FLUX_VERSION, build_record, flux_dir
 from bench.report import Row, fmt_mb, fmt_ratio, fmt_s
 from bench.support import (
     Watcher,
