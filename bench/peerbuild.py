@@ -207,12 +207,27 @@ def ensure_built(folder: Path, commands: tuple[GoCommand, ...], progress: Progre
     except (OSError, ValueError):
         record = {}
     done: dict[str, float] = {}
-    for cmd in commands:
-        if all((folder / "bin" / n).is_file() for n in (cmd.name, *cmd.links)):
-            continue
-        done[cmd.name] = build_command(cmd, folder, progress)
+    todo = [c for c in commands
+            if not all((folder / "bin" / n).is_file() for n in (c.name, *c.links))]
+    if not todo:
+        return done
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / "build.lock"
+    try:
+        holder = int(lock.read_text().strip() or 0)
+    except (OSError, ValueError):
+        holder = 0
+    if holder and holder != os.getpid() and Path(f"/proc/{holder}").exists():
+        raise BinaryError(f"another build of {folder.name} is running (pid {holder}); "
+                          "run the bench again when it is done")
+    lock.write_text(str(os.getpid()))
+    try:
+        for cmd in todo:
+            done[cmd.name] = build_command(cmd, folder, progress)
+    finally:
+        lock.unlink(missing_ok=True)
     if done:
-        record.update(done)
+        record = {**build_record(folder), **done}  # another process may have built one meanwhile
         goversion = subprocess.run([go_binary(), "env", "GOVERSION"], capture_output=True,
                                    text=True, check=False).stdout.strip()
         folder.mkdir(parents=True, exist_ok=True)

@@ -171,3 +171,18 @@ def test_plot_writes_a_png_or_says_why_not(tmp_path: Path) -> None:
         assert "matplotlib" in said
     else:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_peer_build_in_progress_elsewhere_is_not_started_twice(tmp_path: Path) -> None:
+    from bench.peerbuild import ensure_built
+    from gitops_lab.cluster.binaries import BinaryError
+
+    folder = tmp_path / "peer"
+    folder.mkdir()
+    (folder / "build.lock").write_text(str(os.getppid()))  # a live process, not this one
+    cmd = GoCommand("ctl", "example.com/ctl", "v1.0.0", "example.com/ctl")
+    with pytest.raises(BinaryError, match=rf"another build of peer is running \(pid {os.getppid()}\)"):
+        ensure_built(folder, (cmd,), lambda line: None)
+    (folder / "bin").mkdir()
+    (folder / "bin" / "ctl").write_text("")
+    assert ensure_built(folder, (cmd,), lambda line: None) == {}  # built: the lock is not read
