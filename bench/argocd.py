@@ -329,7 +329,7 @@ class ArgoBench:
             (f"{fmt_s(ours_t)} · {ours_w:.0f} writes" if ours_t is not None and ours_w is not None
              else "n/a (phase not run)"),
             f"Argo CD {fmt_s(p50(wall))} · {argo_writes} writes (+{writes.app} Application "
-            f"writes incl. status, {writes.dry_runs} dry runs)",
+            f"writes incl. status and the bench's {n} refresh PATCHes, {writes.dry_runs} dry runs)",
             fmt_ratio(ours_t, p50(wall)) if ours_t is not None else "n/a"))
         self.b.report.note(
             f"{self.label} no-op refresh of {size}: over {n} trials {writes.objects} object "
