@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from bench.flux import Pair, free_port, peer_row, wait_http_ok
+from bench.flux import Pair, free_port, peer_row, wait_established, wait_http_ok
 from bench.peerbuild import ARGOCD_VERSION, argocd_dir, build_record
 from bench.report import Row, fmt_mb, fmt_ratio, fmt_s
 from bench.support import (
@@ -119,8 +119,7 @@ class ArgoBench:
     def start(self) -> None:
         kubectl = self.b.kubectl
         kubectl.run("apply", "--server-side", "-f", str(self.folder / "crds"))
-        kubectl.run("wait", "--for", "condition=Established", "--timeout=60s",
-                    "-f", str(self.folder / "crds"))
+        wait_established(kubectl, self.folder / "crds")
         kubectl.run("create", "namespace", NS, check=False)
         for cm in ("argocd-cm", "argocd-rbac-cm", "argocd-cmd-params-cm", "argocd-tls-certs-cm",
                    "argocd-ssh-known-hosts-cm", "argocd-gpg-keys-cm"):

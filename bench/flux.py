@@ -36,6 +36,7 @@ from bench.githttp import GitHTTP
 from bench.peerbuild import FLUX_VERSION, build_record, flux_dir
 from bench.report import Row, fmt_mb, fmt_ratio, fmt_s
 from bench.support import (
+    Kubectl,
     Watcher,
     WriteCount,
     clock,
@@ -88,6 +89,19 @@ def wait_http_ok(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: fl
     raise RuntimeError(f"{url} did not answer 200 in {timeout:.0f} s; log {log}")
 
 
+def wait_established(kubectl: Kubectl, crds: Path, timeout: float = 60) -> None:
+    """`kubectl wait` fails at once while a fresh CRD has no status.conditions yet: retry."""
+    deadline = clock() + timeout
+    while True:
+        out = kubectl.run("wait", "--for", "condition=Established", "--timeout=20s", "-f",
+                          str(crds), check=False)
+        if out.returncode == 0:
+            return
+        if clock() > deadline:
+            raise RuntimeError(f"CRDs in {crds} not Established: {out.stderr.strip()[:300]}")
+        time.sleep(0.5)
+
+
 def cm_yaml(value: str) -> str:
     return yaml.safe_dump(configmap("latency", value), sort_keys=False)
 
@@ -127,8 +141,7 @@ class FluxBench:
     def start(self) -> None:
         kubectl = self.b.kubectl
         kubectl.run("apply", "--server-side", "-f", str(self.folder / "crds"))
-        kubectl.run("wait", "--for", "condition=Established", "--timeout=60s",
-                    "-f", str(self.folder / "crds"))
+        wait_established(kubectl, self.folder / "crds")
         kubectl.run("create", "namespace", NS, check=False)
         assert self.b.git is not None
         self.http = GitHTTP(self.b.git.root).start()
