@@ -147,7 +147,7 @@ class ArgoBench:
         self.spawn("argocd-repo-server", [
             str(self.folder / "bin" / "argocd-repo-server"), "--address", rhost, "--port", rport,
             "--metrics-address", "127.0.0.1", "--metrics-port", str(metrics),
-            "--redis", self.redis, "--disable-tls", "--loglevel", "warn"], env)
+            "--redis", self.redis, "--disable-tls", "--client-ca-path", "", "--loglevel", "warn"], env)
         wait_http_ok(f"http://127.0.0.1:{metrics}/metrics", self.procs["argocd-repo-server"],
                      self.b.tmp / "argocd-repo-server.log")
         self.start_controller(DEFAULT_RESYNC)

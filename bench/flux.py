@@ -77,8 +77,10 @@ def wait_http_ok(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: fl
     deadline = clock() + timeout
     while clock() < deadline:
         if proc.poll() is not None:
+            lines = log.read_text(errors="replace").splitlines()
+            errors = [line for line in lines if "error" in line.lower()] or lines
             raise RuntimeError(f"{log.stem} exited {proc.returncode}: "
-                               + log.read_text(errors="replace")[-600:])
+                               + " | ".join(errors[-3:])[-600:])
         try:
             with urllib.request.urlopen(url, timeout=2) as resp:
                 if resp.status == 200:
