@@ -207,7 +207,14 @@ class ArgoBench:
                      "destination": {"server": "https://kubernetes.default.svc", "namespace": ns},
                      "syncPolicy": {"automated": {"prune": True, "selfHeal": True},
                                     "syncOptions": ["CreateNamespace=true"]}}})
-        t1, _ = self.apps.wait(synced(name, sha), t0, timeout, f"Argo CD {name} Synced {sha[:7]}")
+        try:
+            t1, _ = self.apps.wait(synced(name, sha), t0, timeout,
+                                   f"Argo CD {name} Synced {sha[:7]}")
+        except TimeoutError as exc:  # say what Argo CD said (e.g. a ComparisonError)
+            obj = self.apps.latest(name) or {}
+            said = "; ".join(str(c.get("message", ""))[:200]
+                             for c in (st(obj, "conditions") or []))
+            raise RuntimeError(f"{exc}; the Application's conditions: {said or 'none'}") from exc
         return url, sha, t1 - t0
 
     def refresh(self, name: str) -> None:
