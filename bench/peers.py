@@ -1,86 +1,90 @@
-"""Flux and Argo CD beside gitops-lab (issue 12, items 1–2): for now, an explicit skip row per
-peer that says why it was not measured.
+"""Flux and Argo CD beside gitops-lab (issue 12, items 1–2).
 
-Each peer would run as host processes against the bench's control plane, built like the
-control-plane binaries (a wrapper go.mod with the peer's `replace` directives, the module proxy
-only — never `direct` — and GOTOOLCHAIN=local) and cached under ~/.cache/gitops-lab/peers/.
-Before anything is built, the pinned module is asked of the proxy (`go mod download -json`):
-when it needs a newer Go than this machine's, that is the skip reason; otherwise the row says
-what is missing (the build and the peer's scenarios are not in the bench yet).
+Each peer is built from the Go module proxy on the first `make bench` (bench/peerbuild.py:
+a wrapper go.mod with the peer's `replace` directives, never `direct`, GOTOOLCHAIN=local,
+cached under ~/.cache/gitops-lab/peers/), then run as host processes against the bench's
+control plane on the same scenarios as the agent (bench/flux.py, bench/argocd.py). A peer that
+cannot be built or started here gets one SKIP row that says why; it never fails the run.
+`make test` never builds or needs a peer.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-from dataclasses import dataclass
+import traceback
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bench.report import Report, Row
-from bench.support import say
-from gitops_lab.cluster.binaries import BinaryError, offline_goproxy
-from gitops_lab.paths import peers_dir
-
-
-@dataclass(frozen=True)
-class Peer:
-    name: str
-    setting: str  # the fastest honest setting the comparison would use
-    modules: tuple[str, ...]  # module@version, pinned
-    binaries: tuple[str, ...]
-
-
-PEERS = (
-    Peer("Flux", "GitRepository interval 1 s + Receiver webhook; Kustomization force: false",
-         ("github.com/fluxcd/source-controller@v1.10.1",
-          "github.com/fluxcd/kustomize-controller@v1.10.1"),
-         ("source-controller", "kustomize-controller")),
-    Peer("Argo CD", "webhook, timeout.reconciliation, selfHeal",
-         ("github.com/argoproj/argo-cd/v3@v3.6.1",),
-         ("argocd-application-controller", "argocd-repo-server", "redis-server")),
+from bench.peerbuild import (
+    ARGOCD,
+    ARGOCD_VERSION,
+    FLUX,
+    FLUX_VERSION,
+    GoCommand,
+    argocd_dir,
+    ensure_built,
+    flux_dir,
 )
+from bench.report import Row
+from bench.support import say
+from gitops_lab.cluster.binaries import BinaryError
+
+if TYPE_CHECKING:
+    from bench.scenarios import Bench
 
 
-def module_problem(module: str, timeout: float = 90.0) -> str:
-    """Why `module` cannot be built here ("" when the proxy serves it and this Go can build
-    it): asks the module proxy only, with GOTOOLCHAIN=local."""
-    go = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists()
-                                else "")
-    if not go:
-        return "no Go toolchain on PATH"
-    env = dict(os.environ, GOTOOLCHAIN="local", GOWORK="off", GOFLAGS="-mod=mod")
+def skip(bench: Bench, label: str, why: str) -> None:
+    say(f"peer {label}: skipped, {why}")
+    bench.report.add(Row(f"peer {label}", "skipped", why, "—", "—", "SKIP"))
+
+
+def run_peer(bench: Bench, label: str, folder: Path, commands: tuple[GoCommand, ...],
+             measure: Callable[[Bench], None], needs: Callable[[], str] = lambda: "") -> None:
     try:
-        env["GOPROXY"] = offline_goproxy(env.get("GOPROXY", ""))
-    except BinaryError as exc:
-        return str(exc)
-    work = peers_dir() / "probe"
-    work.mkdir(parents=True, exist_ok=True)
+        built = ensure_built(folder, commands, say)
+    except (BinaryError, OSError) as exc:
+        skip(bench, label, f"cannot be built here: {str(exc).splitlines()[0][:300]}")
+        return
+    if built:
+        say(f"peer {label}: built in " + ", ".join(f"{k} {v:.0f} s" for k, v in built.items()))
+    missing = needs()
+    if missing:
+        skip(bench, label, f"cannot run here: {missing}")
+        return
+    rows_before = len(bench.report.rows)
     try:
-        out = subprocess.run([go, "mod", "download", "-json", module], cwd=work, env=env,
-                             capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return f"the module proxy did not serve {module} within {timeout:.0f} s"
-    try:
-        error = str(json.loads(out.stdout).get("Error") or "")
-    except ValueError:
-        error = (out.stderr or out.stdout).strip()[:200] if out.returncode else ""
-    return error
+        measure(bench)
+    except Exception as exc:  # a peer that does not run here is a finding, not a crash
+        traceback.print_exc()
+        done = len(bench.report.rows) - rows_before
+        skip(bench, label, f"could not be measured{f' past {done} rows' if done else ''}: "
+                           f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}")
 
 
-def peer_rows(report: Report) -> None:
-    for peer in PEERS:
-        folder = peers_dir() / peer.name.lower().replace(" ", "")
-        missing = [b for b in peer.binaries if not (folder / "bin" / b).exists()]
-        problems = [p for p in map(module_problem, peer.modules) if p] if missing else []
-        if problems:
-            why = "cannot be built here: " + "; ".join(dict.fromkeys(problems))
-        elif missing:
-            why = (f"not built ({', '.join(missing)} absent from {folder}/bin): the peer build "
-                   "and its scenarios are not in the bench yet (issue 12, items 1–2 open)")
-        else:
-            why = "built, but the bench has no scenarios for it yet (issue 12, item 2 open)"
-        say(f"peer {peer.name}: skipped, {why}")
-        report.add(Row(f"peer {peer.name} ({', '.join(m.rsplit('/', 1)[-1] for m in peer.modules)}; "
-                       f"would run: {peer.setting})", "skipped", why, "—", "—", "SKIP"))
+def wanted(bench: Bench, key: str) -> bool:
+    """`--only flux` / `--only argo` runs one peer; any other filter that reached this phase,
+    both."""
+    only = bench.opts.only.lower()
+    named = [k for k in ("flux", "argo") if k in only]
+    return not named or key in named
+
+
+def peer_rows(bench: Bench) -> None:
+    from bench.flux import FluxBench
+
+    def flux(b: Bench) -> None:
+        FluxBench(b).run()
+
+    if wanted(bench, "flux"):
+        run_peer(bench, f"Flux {FLUX_VERSION} (source-controller + kustomize-controller)",
+                 flux_dir(), FLUX, flux)
+    if not wanted(bench, "argo"):
+        return
+
+    from bench.argocd import ArgoBench, argocd_needs
+
+    def argo(b: Bench) -> None:
+        ArgoBench(b).run()
+
+    run_peer(bench, f"Argo CD {ARGOCD_VERSION} (application-controller + repo-server + redis)",
+             argocd_dir(), ARGOCD, argo, argocd_needs)

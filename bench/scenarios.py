@@ -121,6 +121,8 @@ class Bench:
         self.proc: subprocess.Popen[bytes] | None = None
         self.git: GitServer | None = None
         self.watchers: list[Watcher] = []
+        # the agent's figures, for the peers' rows (bench/flux.py, bench/argocd.py)
+        self.figures: dict[str, float] = {}
         self.kubectl_initial: dict[tuple[str, int], float] = {}
         self.started = clock()
 
@@ -137,7 +139,7 @@ class Bench:
                 ("image update automation", self.images),
                 ("agent peak RSS", self.rss),
                 ("clients: kube.py vs DynamicClient", self.clients),
-                ("peers: Flux, Argo CD", self.peers),
+                ("peers: Flux, Argo CD (flux, argo)", self.peers),
                 ("scale: 1/10/100 apps", self.scale),
             ):
                 if self.opts.only and not any(o.strip() and o.strip() in name
@@ -304,6 +306,8 @@ class Bench:
             time.sleep(random.uniform(0, LAB_POLL) if not webhook else random.uniform(0.1, 0.3))
         wc.close()
         self.delete_app(name, name, wait=False)
+        key = "webhook" if webhook else "poll"
+        self.figures[f"{key}_p50"], self.figures[f"{key}_p95"] = p50(latencies), p95(latencies)
         how = ("by webhook (POST /webhook after push; agent polling off)" if webhook else
                f"by polling (interval {LAB_POLL:g} s = the default of the CLI and the lab)")
         self.report.add(Row(
@@ -383,6 +387,7 @@ class Bench:
             agent.recorder.unsubscribe(on_event)
             deps.stop()
         base = f"p50 {fmt_s(p50(seen_l))} · p95 {fmt_s(p95(seen_l))} plain watch sees the write"
+        self.figures["heal_p50"], self.figures["heal_p95"] = p50(heal_l), p95(heal_l)
         self.report.add(Row(
             f"drift → DriftDetected (event; status OutOfSync first in {via_status}), n={len(detect_l)}",
             f"p50 {fmt_s(p50(detect_l))} · p95 {fmt_s(p95(detect_l))}", base,
@@ -435,6 +440,8 @@ class Bench:
         self.kubectl.run("create", "namespace", ns_kubectl)
         t_kubectl = self.kubectl.timed("apply", "--server-side", "-n", ns_kubectl, "-f", str(folder))
         self.kubectl_initial[(mix, size)] = t_kubectl
+        if mix == "configmaps":
+            self.figures[f"initial_{size}"], self.figures[f"kubectl_{size}"] = t_agent, t_kubectl
         say(f"  agent {fmt_s(t_agent)} (steps {steps}), kubectl {fmt_s(t_kubectl)}")
         target = size >= 1000
         ratio = t_agent / t_kubectl
@@ -488,6 +495,7 @@ class Bench:
         n = len(wall)
         agent_writes = writes.objects + writes.app + writes.events
         ok = agent_writes == 0 and p50(wall) <= TARGET_NOOP
+        self.figures["noop_p50"], self.figures["noop_writes"] = p50(wall), agent_writes
         self.report.add(Row(
             f"no-op re-sync, {size:,} ConfigMaps (webhook → reconcile done), n={n}",
             f"p50 {fmt_s(p50(wall))} (agent metric {fmt_s(p50(measured))}) · "
@@ -558,6 +566,7 @@ class Bench:
         self.stop_subprocess()
         bare = bare_import_peak_rss()
         peak_mb = mem["VmHWM"] / 1024
+        self.figures["rss_kb"] = mem["VmHWM"]
         self.report.add(Row(
             f"agent peak RSS (VmHWM), subprocess managing {size:,} objects",
             f"{fmt_mb(mem['VmHWM'])} (now {fmt_mb(mem['VmRSS'])})",
@@ -581,7 +590,8 @@ class Bench:
     def peers(self) -> None:
         from bench.peers import peer_rows
 
-        peer_rows(self.report)
+        self.stop_agent()  # the peers manage their own apps; no agent reconciling meanwhile
+        peer_rows(self)
 
     def scale(self) -> None:
         from bench.scale import ScaleBench

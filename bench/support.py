@@ -218,9 +218,10 @@ class WriteCount:
 
 
 def count_requests(before: Mapping[Labels, float], after: Mapping[Labels, float],
-                   managed: set[str]) -> WriteCount:
+                   managed: set[str], apps: tuple[str, ...] = ("applications",)) -> WriteCount:
     """Classify the requests made between two /metrics snapshots; `managed` = resource names
-    (plural, e.g. "configmaps") of the objects under test."""
+    (plural, e.g. "configmaps") of the objects under test; `apps` = the resources that play
+    the Application's part (a peer's: Kustomization + GitRepository)."""
     out = WriteCount()
     parts: dict[str, int] = {}
     for labels, value in after.items():
@@ -239,9 +240,9 @@ def count_requests(before: Mapping[Labels, float], after: Mapping[Labels, float]
             continue
         where = f"{verb} {resource}{'/' + sub if sub else ''}"
         parts[where] = parts.get(where, 0) + delta
-        if resource == "applications" and sub == "status":
+        if resource in apps and sub == "status":
             out.app_status += delta
-        elif resource == "applications":
+        elif resource in apps:
             out.app += delta
         elif resource == "events":
             out.events += delta
