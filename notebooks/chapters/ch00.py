@@ -1,7 +1,7 @@
 # ruff: noqa: E501  (notebook prose and code, kept as the learner reads it)
 """Chapter 00 · notebooks/00-welcome.ipynb (run `make notebooks` after editing)."""
 
-from chapters.cells import CONNECT, check, code, live, md, solution, starter, task_check  # noqa: F401
+from chapters.cells import CONNECT, check, code, live, md, solution, starter, task_check
 
 NAME = "00-welcome"
 
@@ -116,6 +116,8 @@ CELLS = [
 
     app = catch_up(lab)  # catch-up: the pristine sample in Git, deployed and Synced
     print(lab.read("apps/guestbook/deployment.yaml"))
+    """),
+    live("""
     lab.dashboard("guestbook")
     """),
     md("**Self-check.** The cluster runs exactly the commit at the head of `main`."),
