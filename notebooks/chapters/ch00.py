@@ -36,7 +36,8 @@ CELLS = [
     """),
     md("**Self-check.** `doctor` exited 0: the local lab can run."),
     check("""
-    assert _exit_code == 0, "doctor found something missing: read its output above"  # _exit_code: the last `!` command's
+    # _exit_code: the exit status of the last `!` command (IPython sets it)
+    assert _exit_code == 0, "doctor found something missing: read its output above"
     """),
     md("""
     ## 2. The ideas, before anything runs

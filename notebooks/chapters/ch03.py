@@ -226,12 +226,15 @@ CELLS = [
     md("""
     ## 7. ✏️ Your turn: write an Application
 
-    The lab put a second app into Git, `apps/hello`; no Application points at it yet. Write
-    one: name `hello`, in the namespace the agent watches; source the lab's repo (the cell
-    fills in `lab.repo_url`), branch `main`, the directory the lab prepared; destination the
-    namespace `hello`; **automated** sync with prune. Fill in the `???`, run the cell (it
-    writes a file), then `!kubectl apply -f {hello_file}`. The check waits up to 90 s for
-    Synced and Healthy, else says what is missing.
+    The lab put a second app into Git, `apps/hello`; no Application points at it yet. Write one:
+
+    * name `hello`, in the namespace the agent watches;
+    * source: the lab's repo (the cell fills in `lab.repo_url`), branch `main`, the
+      directory the lab prepared; destination: the namespace `hello`;
+    * **automated** sync with prune.
+
+    Fill in the `???`, run the cell (it writes a file), then `!kubectl apply -f {hello_file}`.
+    The check waits up to 90 s for Synced and Healthy, else says what is missing.
     """),
     live("""
     print(lab.read("apps/hello/deployment.yaml"))

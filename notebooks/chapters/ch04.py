@@ -164,7 +164,7 @@ CELLS = [
     md("""
     ## 5. Deleting an object
 
-    Deleting is drift too. Self-heal recreates the object: new UID.
+    Deleting an object is drift too: self-heal recreates it, with a new UID.
     """),
     live("""
     old_uid = lab.kubectl("get", "configmap", "guestbook-config", "-n", "guestbook",
@@ -330,7 +330,8 @@ CELLS = [
     """),
     md("""
     Self-heal in production? Usually yes: the cluster should not silently diverge from what
-    was reviewed, so incident fixes go through Git — the point. (05's catch-up turns it off.)
+    was reviewed; incident fixes then go through Git, which is the point. (05's catch-up
+    turns it off.)
 
     Next: **05 · Rollback**.
     """),
