@@ -17,8 +17,8 @@ CELLS = [
     04 Drift and self-heal · 05 Rollback · 06 Pull vs push security · 07 CI pushes, the
     cluster pulls · 08 Environments and promotion · 09 Argo CD and Flux · 99 Cleanup.
 
-    Run cells top to bottom (Shift-Enter). *Self-check* cells `assert`; a failure says what
-    to look at. ✏️ *Your turn* cells are tasks; the cell after them checks your result and
+    Run cells top to bottom (Shift-Enter). *Self-check* cells hold `assert`s; a failure says
+    what to look at. ✏️ *Your turn* cells are tasks; the cell after them checks your result and
     hints at what is missing. Unknown word? See the [glossary](glossary.md).
     """),
     md("""

@@ -90,7 +90,8 @@ CELLS = [
       [TokenRequest](glossary.md#tokenrequest) token), so RBAC limits it as in a cluster;
       `gitops-lab` has no pods.
 
-    `Lab.connect()` installed it; again is harmless (server-side apply is idempotent). Below:
+    `Lab.connect()` installed it; installing again is harmless (server-side apply is
+    idempotent). Below:
     the objects, the pods, the agent's address and last log lines.
     """),
     live("""
