@@ -1,7 +1,7 @@
 # ruff: noqa: E501  (notebook prose and code, kept as the learner reads it)
 """Chapter 00 · notebooks/00-welcome.ipynb (run `make notebooks` after editing)."""
 
-from chapters.cells import CONNECT, check, code, live, md, solution, starter, task_check  # noqa: F401
+from chapters.cells import CONNECT, check, code, live, md, solution, starter, task_check
 
 NAME = "00-welcome"
 
@@ -9,69 +9,45 @@ CELLS = [
     md("""
     # 00 · Welcome: what GitOps is
 
-    In this workbench you do GitOps for real: a Kubernetes cluster runs on your machine, a
-    Git server holds the desired state, and a small **pull-based agent** (shaped after Argo CD)
-    makes the cluster equal Git — and keeps it that way.
+    You do GitOps for real here: a Kubernetes cluster on your machine, a Git server holding the
+    desired state, and a small **pull-based agent** (shaped after Argo CD) that makes the
+    cluster equal Git — and keeps it so.
 
-    | Chapter | You will |
-    |---|---|
-    | 00 · Welcome | check your machine, meet the ideas, record what runs |
-    | 01 · Cluster | see the cluster you deploy to, and what is simulated |
-    | 02 · Config repo and agent | look at the Git repo, its history, and what the agent may do |
-    | 03 · Deploy | write an Application, sync it, roll out a change from Git |
-    | 04 · Drift and self-heal | change the cluster behind Git's back and watch the agent react |
-    | 05 · Rollback | ship a broken release and roll it back |
-    | 06 · Pull vs push security | measure what the agent can and cannot do |
-    | 07 · CI pushes, the cluster pulls | let CI push an image and watch it reach the cluster through Git |
-    | 08 · Environments and promotion | promote a change from staging to production through Git |
-    | 09 · From the lab to Argo CD and Flux | the same app in the two tools you will meet at work |
-    | 99 · Cleanup | stop everything |
+    **Chapters:** 00 Welcome · 01 Cluster · 02 Config repo and agent · 03 Deploy ·
+    04 Drift and self-heal · 05 Rollback · 06 Pull vs push security · 07 CI pushes, the
+    cluster pulls · 08 Environments and promotion · 09 Argo CD and Flux · 99 Cleanup.
 
-    **How to use a chapter:** run the cells top to bottom (Shift-Enter). Cells marked
-    *self-check* contain `assert`s: if one fails, its message says what to look at. Cells marked
-    ✏️ *Your turn* are tasks for you; the cell after them checks your result and, if it is not
-    there yet, says what is missing. A word you do not know? The [glossary](glossary.md) has
-    one or two sentences for each.
+    Run cells top to bottom (Shift-Enter). *Self-check* cells hold `assert`s; a failure says
+    what to look at. ✏️ *Your turn* cells are tasks; the cell after them checks your result and
+    hints at what is missing. Unknown word? See the [glossary](glossary.md).
     """),
     md("""
     ## 1. Is your machine ready? `gitops-lab doctor`
 
-    Before anything starts: `gitops-lab doctor` lists what the lab needs (Python, the Kubernetes
-    binaries built from source, git) and what is optional (a Docker daemon for the *kind*
-    provider, Chromium for the browser tests), with how to get what is missing. It changes
-    nothing. In a notebook, `!` runs a shell command; in a terminal, type it without the `!`.
+    `gitops-lab doctor` lists what the lab needs (Python, the Kubernetes binaries, git), what
+    is optional (Docker for the *kind* provider, Chromium for browser tests), and how to get
+    what is missing. It changes nothing. `!` runs a shell command; in a terminal, omit it.
     """),
-    code("""
+    live("""
     from gitops_lab.course.ch00 import use_lab_commands
 
     print("gitops-lab and kubectl from", use_lab_commands())  # as your terminal finds them after `make setup`
-    """),
-    live("""
     !gitops-lab doctor
     """),
-    md("**Self-check.** `doctor` exits 0 when the local lab can run."),
+    md("**Self-check.** `doctor` exited 0: the local lab can run."),
     check("""
-    import subprocess
-
-    doctor = subprocess.run(["gitops-lab", "doctor"], capture_output=True, text=True)
-    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
-    print(doctor.stdout.strip().splitlines()[-1])
+    # _exit_code: the exit status of the last `!` command (IPython sets it)
+    assert _exit_code == 0, "doctor found something missing: read its output above"
     """),
     md("""
     ## 2. The ideas, before anything runs
 
-    **GitOps** in the four [OpenGitOps](https://opengitops.dev) principles:
+    The four [OpenGitOps](https://opengitops.dev) principles:
 
-    1. **Declarative** — you describe *what* should run (YAML files: Deployments, Services,
-       config), not the commands to get there.
-    2. **Versioned and immutable** — that description lives in Git: every change is a commit,
-       with an author, a message and a way back (`git revert`).
-    3. **Pulled automatically** — an agent fetches the desired state from Git; nobody pushes
-       it into the cluster.
-    4. **Continuously reconciled** — the agent keeps comparing the cluster with Git and
-       corrects the difference, not just once at deploy time.
-
-    **Push vs pull, in one picture.** Left, the classic pipeline; right, GitOps:
+    1. **Declarative** — YAML says *what* should run, not how.
+    2. **Versioned and immutable** — in Git: every change a commit, with a way back.
+    3. **Pulled automatically** — an agent fetches it; nobody pushes it in.
+    4. **Continuously reconciled** — the agent keeps correcting differences.
 
     ```mermaid
     flowchart LR
@@ -87,40 +63,26 @@ CELLS = [
       end
     ```
 
-    * **Push**: CI runs `kubectl apply`. So CI must hold credentials that can change the cluster,
-      and the API server must be reachable from CI. Whoever steals the CI secret owns the cluster.
-    * **Pull**: an agent fetches Git and applies what it finds, with the rights of its own
-      [ServiceAccount](glossary.md#serviceaccount) (an identity inside the cluster, limited by
-      [RBAC](glossary.md#rbac)). Git and CI hold no cluster credential. Usually the agent runs
-      *inside* the cluster (Argo CD and Flux do), so its only connection goes *out* to Git.
-      Where this lab's agent runs depends on your machine — section 3 prints it.
+    * **Push**: CI runs `kubectl apply`, so CI holds cluster credentials and must reach the
+      API server. Steal the CI secret, own the cluster.
+    * **Pull**: the agent fetches Git and applies with the rights of its own
+      [ServiceAccount](glossary.md#serviceaccount), limited by [RBAC](glossary.md#rbac). Git
+      and CI hold no cluster credential. Argo CD and Flux run the agent *inside* the cluster;
+      where this lab's runs, section 3 prints.
 
-    **Four words you will meet in every chapter** (Argo CD uses the same ones):
-
-    * **[Application](glossary.md#application)** — a Kubernetes object that tells the agent
-      *what* to deploy (a directory in a Git repo, at a branch or commit) and *where* (a
-      namespace).
-    * **[Sync](glossary.md#sync)** — making the cluster equal Git: the agent applies what
-      differs. *Synced* / *OutOfSync* says whether the cluster equals Git right now.
-    * **[Health](glossary.md#health)** — does what was applied actually work? *Healthy*,
-      *Progressing* (e.g. pods still starting), *Degraded*, *Missing*.
-    * **[Drift](glossary.md#drift)** — the cluster changed behind Git's back (someone ran
-      `kubectl scale`): OutOfSync without a new commit. The agent reports it and, with
-      *self-heal*, reverts it.
+    Four words for every chapter (Argo CD uses them too):
+    [Application](glossary.md#application) (what to deploy from Git, and where),
+    [Sync](glossary.md#sync) (make the cluster equal Git; *Synced* / *OutOfSync*),
+    [Health](glossary.md#health) (does it work: *Healthy*, *Progressing*, *Degraded*,
+    *Missing*), [Drift](glossary.md#drift) (the cluster changed behind Git's back).
     """),
     md("""
     ## 3. Connect: the lab comes up
 
-    `Lab.connect()` brings up what the doctor checked for, or finds it already running: the
-    cluster, the lab's Git server with its config repo, and the agent. Every chapter starts
-    with this cell, so chapters run alone and in any order. The first time takes a few seconds
-    on the *local* provider, a minute or two on *kind*.
-
-    The cluster is one of two kinds (chapter 01 looks at both): **kind**, a real cluster in
-    Docker where containers run (chosen wherever a Docker daemon answers); else **local**, a
-    real control plane whose node is simulated by [kwok](glossary.md#kwok), so no container
-    runs.
-    The cell after it prints which one you have — and where the agent runs.
+    `Lab.connect()` starts (or finds) the cluster, the lab's Git server and the agent. Every
+    chapter starts with it, so chapters run alone. The cluster is **kind** (real pods in
+    Docker, chosen when Docker answers; first start a minute or two) or **local** (a real
+    control plane, node simulated by [kwok](glossary.md#kwok): no container runs; seconds).
     """),
     code(CONNECT),
     live("""
@@ -134,9 +96,7 @@ CELLS = [
         print("                  cluster grants it exactly what it would grant the pod")
     print("it pulls from:   ", lab.repo_url)
     """),
-    md("""
-    **Self-check.** The agent runs where that cell says: a pod, or a process on this machine.
-    """),
+    md("**Self-check.** The agent runs where that cell says."),
     check("""
     agent = lab.agent_info()
     assert agent is not None, "the agent should answer its health endpoint"
@@ -148,8 +108,9 @@ CELLS = [
     md("""
     ## 4. The sample app, from Git to the cluster
 
-    The lab's config repo holds a sample app, `guestbook`, and an Application for it already
-    exists (chapter 03 shows how you write one). Here is one of its files, straight from Git:
+    An Application already deploys the sample app `guestbook` (chapter 03 writes one). Below:
+    one of its files in Git, then the agent's report as Argo CD's UI draws it — sync, health,
+    live revision, and the objects the app owns, down to the pods.
     """),
     live("""
     from gitops_lab.course.ch00 import catch_up
@@ -157,17 +118,10 @@ CELLS = [
     app = catch_up(lab)  # catch-up: the pristine sample in Git, deployed and Synced
     print(lab.read("apps/guestbook/deployment.yaml"))
     """),
-    md("""
-    And here is what the agent reports about it — the same picture Argo CD's UI draws: sync
-    status (does the cluster equal Git?), health (does it work?), the Git revision that is
-    live, and the tree of objects the app owns, down to the pods.
-    """),
     live("""
     lab.dashboard("guestbook")
     """),
-    md("""
-    **Self-check.** Which commit does the cluster run? Exactly the one at the head of `main`.
-    """),
+    md("**Self-check.** The cluster runs exactly the commit at the head of `main`."),
     check("""
     app = lab.app("guestbook")
     head = lab.workcopy.head
@@ -178,15 +132,15 @@ CELLS = [
     md("""
     ## 5. The pull, as it happened
 
-    The agent's last [reconcile](glossary.md#reconcile) started with a `fetch` from the lab's
-    Git server: the agent opened the connection, nobody pushed to the cluster.
+    The agent's last [reconcile](glossary.md#reconcile) began with a `fetch` from the lab's
+    Git server: the agent opened the connection; nobody pushed to the cluster.
     """),
     live("""
     from gitops_lab.widgets import ReconcileTrace
 
     ReconcileTrace(lab.apps, "guestbook")
     """),
-    md("**Self-check.** The agent's first step was a fetch from the lab's repo."),
+    md("**Self-check.** The first step was a fetch from the lab's repo."),
     check("""
     steps = {s["name"]: s for s in lab.app("guestbook")["status"]["lastReconcile"]["steps"]}
     assert steps["fetch"]["ok"], steps["fetch"]
@@ -196,16 +150,9 @@ CELLS = [
     md("""
     ## 6. What is ahead
 
-    * **Drift**: the agent detects a hand-made change and — with *self-heal* — reverts it. → 04
-    * **Rollback**: a bad release is undone by `git revert`: Git stays the truth. → 05
-    * **Separation of concerns**: developers propose commits, the agent deploys them, the
-      platform team decides what the agent may touch (its RBAC). Nobody needs cluster-admin
-      to ship. → 06
-    * **Promotion**: staging and production as two directories, a change promoted by a Git
-      merge. → 08
-
-    Because every change is a commit, Git's log is the deployment audit trail: who, what,
-    when and why.
+    Drift reverted by *self-heal* (04); rollback by `git revert` (05); developers commit, the
+    agent deploys, the platform team sets its RBAC — nobody needs cluster-admin (06);
+    promotion by a Git merge (08). And Git's log is the audit trail: who, what, when, why.
     """),
     live("""
     !git -C {lab.workcopy.path} log --format='%h %an %ar  %s' -5
@@ -213,15 +160,10 @@ CELLS = [
     md("""
     ### ✏️ Your turn: which image runs? Ask the cluster, record it in Git
 
-    Two commands you will type every day at work: `kubectl` to *read* the cluster, `git` to
-    *change* the desired state. Find the image the `guestbook-ui` Deployment runs, with
-    `kubectl get … -o jsonpath=…` ([jsonpath](glossary.md#jsonpath) picks one field of the
-    object), then write it into `notes/running-image.txt` in your clone of the config repo
-    (`lab.workcopy.path`), commit and push. Nothing in the cluster changes — a note in Git is
-    not part of any app.
-
-    In a terminal: `cd` into the clone, `kubectl get …`, `echo … > notes/running-image.txt`,
-    `git add`, `git commit -m …`, `git push`.
+    `kubectl` *reads* the cluster, `git` *changes* the desired state. Find the image of
+    `guestbook-ui` with `kubectl get … -o jsonpath=…` ([jsonpath](glossary.md#jsonpath) picks
+    one field), write it into `notes/running-image.txt` in your clone (`lab.workcopy.path`),
+    commit and push. The note is in no app, so the cluster does not change.
     """),
     starter("""
     !kubectl get deployment guestbook-ui -n guestbook -o jsonpath='{.spec.template.spec.containers[0].image}'

@@ -9,43 +9,39 @@ CELLS = [
     md("""
     # 02 · The config repo and the agent
 
-    Two halves of GitOps: a Git repository that holds the desired state, and an agent that
-    makes the cluster equal it.
+    GitOps has two halves: a Git repo holding the desired state, and an agent making the
+    cluster equal it.
     """),
-    code(CONNECT),
     live("""
-    app = lab.reset_sample()  # catch-up: the pristine sample in Git, deployed and Synced
+    from gitops_lab import Lab
+
+    lab = Lab.connect()        # cluster, Git server, agent: started or found (seconds when warm)
+    app = lab.reset_sample()   # catch-up: the pristine sample in Git, deployed and Synced
     """),
     md("""
     ## 1. The config repo
 
-    The desired state lives in a **config repo** (also called environment or deployment
-    repo), usually separate from the application's source code: CI builds images from the
-    source repo; the config repo says which image, how many replicas, with what config.
-
-    The lab runs its own Git server (`git daemon`) with one repo, `lab`. On kind it is a pod
-    (`git-server` in the namespace `gitops-lab`): you push to it through 127.0.0.1, the agent
-    pulls from it inside the cluster. On the local provider it is a process on 127.0.0.1, and
-    both use the same address. Each directory under `apps/` is one application's desired state,
-    as plain Kubernetes YAML. `lab.workcopy` is your clone of it — your laptop, in GitOps terms.
+    The desired state lives in a [config repo](glossary.md#config-repo), apart from the
+    app's source (CI builds images from that); it says which image, how many replicas, what
+    config. Each directory under `apps/` is one app, as plain YAML. The lab's Git server
+    (`git daemon`) holds one repo, `lab`: on kind a pod, reached by you through 127.0.0.1 and
+    by the agent inside the cluster; on local a process on 127.0.0.1. `lab.workcopy` is your
+    clone.
     """),
     live("""
     print("you push to:       ", lab.push_url)
     print("the agent pulls from", lab.repo_url)
     print("your clone:        ", lab.workcopy.path)
     !git -C {lab.workcopy.path} ls-files
-    """),
-    live("""
     print(lab.read("apps/guestbook/deployment.yaml"))
     """),
     md("""
     ### ✏️ Your turn: scale the app — through Git
 
-    Git asks for 2 replicas of `guestbook-ui`. Make it **3**, the GitOps way: change
-    `spec.replicas` in `apps/guestbook/deployment.yaml`, commit and push. Do not touch the
-    cluster — the agent will. Either edit the cell below (`lab.commit` writes the file in your
-    clone, commits and pushes), or do it in a terminal in your clone (`lab.workcopy.path`):
-    edit the file, then `git commit -am "Scale to 3"` and `git push`.
+    Git asks for 2 replicas of `guestbook-ui`. Make it **3**: change `spec.replicas` in
+    `apps/guestbook/deployment.yaml`, commit and push; the agent does the rest. Edit the cell
+    below (`lab.commit` writes the file in your clone, commits and pushes), or in a terminal
+    in your clone: edit, `git commit -am "Scale to 3"`, `git push`.
     """),
     starter("""
     text = lab.read("apps/guestbook/deployment.yaml")
@@ -61,27 +57,21 @@ CELLS = [
     md("""
     ## 2. History: every change is a commit
 
-    Desired state changes only through commits, so the repo's history is the record of every
-    deployment: who changed what, when, and why (the commit message). Make a commit — `lab.commit`
-    writes files in your clone, commits and pushes — and watch the agent pick it up.
+    The repo's history records every deployment: who, what, when, why. Commit a note — outside
+    `apps/guestbook` — and watch the agent take it: the app tracks the branch `main`, and
+    `main` moved.
     """),
     live("""
     from datetime import datetime, timezone
 
     note = f"Visited chapter 2 at {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC\\n"
     sha = lab.commit({"notes/chapter-02.md": note}, "Leave a note from chapter 2")
-    print("pushed", sha[:7])
     !git -C {lab.workcopy.path} log --format='%h %an %ar  %s' -5
-    """),
-    live("""
     app = lab.wait_for(
         "guestbook", lambda a: a["status"]["sync"].get("revision") == sha,
-        what="the agent to notice the new commit (it polls Git every second)", timeout=30)
+        what=f"the agent to notice {sha[:7]} (it polls Git every second)", timeout=30)
     """),
-    md("""
-    **Self-check.** Which revision is live now? The new commit — even though it did not touch
-    `apps/guestbook`: the app tracks the branch `main`, and `main` moved.
-    """),
+    md("**Self-check.** The new commit is the live revision."),
     check("""
     assert app["status"]["sync"]["revision"] == sha
     assert app["status"]["sync"]["status"] == "Synced"
@@ -89,37 +79,26 @@ CELLS = [
     md("""
     ## 3. Installing the agent
 
-    `gitops-lab agent install` puts into the cluster:
+    `gitops-lab agent install` creates the [CRD](glossary.md#crd) `applications.gitopslab.io`
+    (the kind `Application`), the namespace `gitops-lab`, the ServiceAccount
+    `gitops-lab-agent` and its RBAC. Where the agent runs (`lab.agent_mode`):
 
-    * the CustomResourceDefinition `applications.gitopslab.io` — a new kind, `Application`
-      (chapter 03);
-    * the namespace `gitops-lab`, the agent's ServiceAccount `gitops-lab-agent`, and its RBAC.
+    * **kind** (`in-cluster`): a pod of the Deployment `gitops-lab-agent` with the
+      ServiceAccount's token, like Argo CD's application controller (the Git server is a pod
+      too).
+    * **local**: a process on your machine authenticating as that ServiceAccount (a
+      [TokenRequest](glossary.md#tokenrequest) token), so RBAC limits it as in a cluster;
+      `gitops-lab` has no pods.
 
-    Where the agent itself runs depends on the provider (`lab.agent_mode`):
-
-    * **kind** (`--mode in-cluster`): the agent's image is built on this machine and loaded
-      into the node, and the agent runs as the Deployment `gitops-lab-agent` — a pod with the
-      ServiceAccount's token, like Argo CD's application controller.
-    * **local** (`--mode local`): no container runs, so `gitops-lab agent run` runs it as a
-      process on your machine that **authenticates as that ServiceAccount** (a token from the
-      TokenRequest API), so RBAC limits it exactly as it would in a cluster.
-
-    `Lab.connect()` did all of this already. Installing again is harmless: every object is
-    applied with server-side apply, which is idempotent.
+    `Lab.connect()` installed it; installing again is harmless (server-side apply is
+    idempotent). Below:
+    the objects, the pods, the agent's address and last log lines.
     """),
     live("""
     print("agent mode:", lab.agent_mode)
     !gitops-lab agent install --mode {lab.agent_mode} --cluster-name {lab.provider.name}
     !kubectl get crd applications.gitopslab.io
     !kubectl get serviceaccount,role,rolebinding -n gitops-lab
-    """),
-    md("""
-    The pods in `gitops-lab`: on kind the agent and the Git server; on the local provider none
-    (the agent and the Git server are processes on your machine). Then where the agent answers,
-    and the last lines of its log — from the pod on kind, from its log file on the local
-    provider:
-    """),
-    live("""
     !kubectl -n gitops-lab get pods
     info = lab.agent_info()
     if lab.agent_mode == "in-cluster":
@@ -148,11 +127,9 @@ CELLS = [
     md("""
     ## 4. What the agent's RBAC allows
 
-    Least privilege: the agent gets exactly what deploying the lab's apps needs — full rights
-    on the kinds it deploys (cluster-wide, since an app may target any namespace), read-only on
-    Pods and ReplicaSets (for health), and in `gitops-lab` its own Applications and Events.
-    What is *not* there matters as much: no Secrets, no Roles or bindings (it cannot grant
-    itself more), no `pods/exec`, no Nodes. Here are the rules as the cluster stores them:
+    Least privilege: full rights on the kinds it deploys (in any namespace), read-only on
+    Pods and ReplicaSets (for health), its Applications and Events in `gitops-lab`. Not
+    there: Secrets, RBAC (it cannot grant itself more), `pods/exec`, Nodes.
     """),
     live("""
     import json
@@ -188,4 +165,3 @@ CELLS = [
     """),
     md("Next: **03 · Deploy** — your first Application, from Git to the cluster."),
 ]
-

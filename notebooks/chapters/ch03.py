@@ -9,15 +9,15 @@ CELLS = [
     md("""
     # 03 · Deploy: from Git to the cluster
 
-    An **[Application](glossary.md#application)** tells the agent what to deploy (a path in a
-    Git repo, at a revision) and where (a namespace). In this chapter you create one with a
-    *manual* sync policy, sync it, look at the app, then switch on *automated* sync and ship
-    changes by committing to Git. At the end you write an Application yourself.
+    You create an [Application](glossary.md#application) with a *manual* sync policy, sync
+    it, look at the app, then switch on *automated* sync and ship changes by committing to
+    Git. At the end you write an Application yourself.
     """),
-    code(CONNECT),
     live("""
+    from gitops_lab import Lab
     from gitops_lab.course import ch03
 
+    lab = Lab.connect()  # cluster, Git server, agent: started or found (seconds when warm)
     # Catch-up: this chapter starts with no Application. With the agent paused (so it re-applies
     # nothing meanwhile) the lab deletes guestbook and what it deployed, puts the pristine sample
     # back in Git, and adds apps/hello for the exercise at the end.
@@ -27,11 +27,10 @@ CELLS = [
     md("""
     ## 1. The Application: what, from where, to where
 
-    Its spec has a `source` (repo, revision, path), a `destination` (namespace) and a
-    `syncPolicy`. Without `syncPolicy.automated` the agent only *compares* Git with the cluster
-    and reports; you decide when to apply. Applications live in the namespace `gitops-lab`,
-    the one the agent watches (Argo CD's live in `argocd`). Here is the manifest, written to a
-    file and applied as you would at work:
+    The spec: a `source` (repo, revision, path), a `destination` (namespace), a `syncPolicy`.
+    Without `syncPolicy.automated` the agent only *compares* and reports; you decide when to
+    apply. Applications live in `gitops-lab`, the namespace the agent watches (Argo CD's:
+    `argocd`). The manifest, written to a file and applied as at work:
     """),
     live("""
     guestbook_yaml = f\"\"\"\\
@@ -63,10 +62,10 @@ CELLS = [
     dash
     """),
     md("""
-    **OutOfSync**: Git has three objects the cluster does not. **Missing**: their health — they
-    do not exist yet. The dashboard stays live: keep an eye on it while you run the next cells.
+    **OutOfSync**: Git has three objects the cluster lacks; **Missing**: they do not exist
+    yet. The dashboard stays live — watch it as you go.
 
-    **Self-check.** The app is OutOfSync and Missing, and so is every object in it.
+    **Self-check.** The app and every object in it are OutOfSync and Missing.
     """),
     check("""
     assert app["status"]["sync"]["status"] == "OutOfSync"
@@ -76,17 +75,14 @@ CELLS = [
     md("""
     ## 2. Sync: make the cluster equal Git
 
-    A **[sync](glossary.md#sync)** applies every object from Git
-    ([server-side apply](glossary.md#server-side-apply); namespaces first), records the revision
-    in the app's history, and then watches [health](glossary.md#health): the Deployment is
-    *Progressing* until its pods are reported ready, then *Healthy*. Three ways to ask for one:
-    the **Sync** button above, Python (`lab.apps.sync("guestbook")`), or in a terminal — Argo
-    CD's `argocd app sync`:
+    A sync applies every object from Git ([server-side apply](glossary.md#server-side-apply),
+    namespaces first), records the revision in the app's history, then watches health: the
+    Deployment is *Progressing* until its pods are reported ready, then *Healthy*. Ask for one
+    with the **Sync** button above, `lab.apps.sync("guestbook")`, or in a terminal (Argo CD:
+    `argocd app sync`):
     """),
     live("""
     !gitops-lab app sync guestbook --timeout 60
-    """),
-    live("""
     app = lab.wait_for(
         "guestbook",
         lambda a: a["status"]["sync"]["status"] == "Synced" and a["status"]["health"]["status"] == "Healthy",
@@ -95,7 +91,7 @@ CELLS = [
         print(f'{r["kind"]:<11} {r["name"]:<17} {r["action"]}')
     dash
     """),
-    md("**Self-check.** Which revision is live? The head of `main` — and the sync created all three objects."),
+    md("**Self-check.** The head of `main` is live, and the sync created all three objects."),
     check("""
     assert app["status"]["sync"]["revision"] == lab.workcopy.head
     assert app["status"]["operationState"]["phase"] == "Succeeded"
@@ -104,13 +100,11 @@ CELLS = [
     md("""
     ## 3. The app itself
 
-    Synced and Healthy are what the API server says. Does the app answer? That depends on the
-    provider. On **kind** the two pods run the sample app's container, and the Service
-    `guestbook-ui` (a [NodePort](glossary.md#nodeport), which kind maps to a port on
-    127.0.0.1: `lab.app_url`) leads to them: the cell fetches the page and shows it. On the
-    **local** provider no container runs — kwok only reports the pods Running — so nothing
-    answers; what the app would read, the ConfigMap with `GREETING`, is in the cluster all the
-    same.
+    Synced and Healthy come from the API server. Does the app answer? On **kind** the pods run
+    the sample app, and the Service `guestbook-ui` (a [NodePort](glossary.md#nodeport) that
+    kind maps to 127.0.0.1: `lab.app_url`) leads to them: the cell shows the page. On
+    **local** no container runs, so nothing answers; the ConfigMap with `GREETING` the app
+    would read is in the cluster all the same.
     """),
     live("""
     if lab.app_url:
@@ -123,7 +117,7 @@ CELLS = [
         print(f"{lab.provider_kind} provider: no container runs, so no page to fetch. The ConfigMap the app would read:")
         !kubectl get configmap guestbook-config -n guestbook -o yaml
     """),
-    md("**Self-check.** The greeting from Git: on the page (kind), in the cluster's ConfigMap (both)."),
+    md("**Self-check.** Git's greeting is in the ConfigMap (both) and on the page (kind)."),
     check("""
     from gitops_lab.lab import LabError
 
@@ -140,9 +134,8 @@ CELLS = [
     md("""
     ## 4. Automated sync: a commit is a deployment
 
-    With `syncPolicy.automated` the agent syncs by itself whenever `main` moves. Switch it on
-    the declarative way — add it to the manifest and apply it again (the **Auto-sync** box in
-    the dashboard does the same) — then change Git: 2 → 3 replicas.
+    With `syncPolicy.automated` the agent syncs whenever `main` moves. Add it to the manifest
+    and apply again (or tick **Auto-sync** in the dashboard), then commit 2 → 3 replicas.
     """),
     live("""
     guestbook_yaml = guestbook_yaml.replace(
@@ -154,8 +147,6 @@ CELLS = [
     sha = lab.commit({"apps/guestbook/deployment.yaml": deployment.replace("replicas: 2", "replicas: 3")},
                      "Scale guestbook-ui to 3 replicas")
     print("pushed", sha[:7], "— no kubectl, no sync button")
-    """),
-    live("""
     app = lab.wait_for(
         "guestbook",
         lambda a: a["status"]["sync"].get("revision") == sha and a["status"]["sync"]["status"] == "Synced"
@@ -164,7 +155,7 @@ CELLS = [
     !kubectl rollout status deployment/guestbook-ui -n guestbook --timeout=30s
     dash
     """),
-    md("**Self-check.** The commit is live, and the Deployment has three ready replicas."),
+    md("**Self-check.** The commit is live, with three ready replicas."),
     check("""
     assert app["spec"]["syncPolicy"]["automated"]["prune"] is True
     assert app["status"]["sync"]["revision"] == sha
@@ -174,16 +165,11 @@ CELLS = [
     md("""
     ## 5. A config change reaches the running app
 
-    Change `GREETING` in `apps/guestbook/configmap.yaml` and commit. The agent updates the
-    ConfigMap within a second or two. The sample app reads `GREETING` from the ConfigMap
-    *mounted as files*, and the kubelet refreshes mounted ConfigMaps every few seconds — so on
-    kind the page changes **without restarting a pod** (about 5–15 s). On the local provider
-    the change stops at the ConfigMap: no kubelet, no running app to read it.
-
-    (Had the app read `GREETING` from an environment variable, it would only see the change
-    when its pod restarts. That is why [Kustomize](glossary.md#kustomize)'s
-    `configMapGenerator` puts a hash of the content into the ConfigMap's name: a new name
-    changes the pod template and rolls the pods.)
+    Commit a new `GREETING` in `apps/guestbook/configmap.yaml`; the agent updates the ConfigMap
+    in a second or two. The app reads it *mounted as files*, which the kubelet refreshes: on
+    kind the page changes **without a pod restart** (5–15 s). On local it stops at the
+    ConfigMap. (An environment variable would need a restart — hence
+    [Kustomize](glossary.md#kustomize)'s `configMapGenerator`, whose hashed names roll pods.)
     """),
     live("""
     import time
@@ -203,7 +189,7 @@ CELLS = [
         html = ch03.every_pod_serves(lab, greeting, pods_before, timeout=60)
         display(ch03.show_page(html))
     """),
-    md("**Self-check.** The new greeting is in the cluster — and on kind on the page — and no pod was restarted or replaced."),
+    md("**Self-check.** The new greeting is in the cluster (and on kind's page); no pod was restarted or replaced."),
     check("""
     import json
 
@@ -217,16 +203,17 @@ CELLS = [
     md("""
     ## 6. What the agent did: one reconcile, step by step
 
-    The agent's loop — its [reconcile](glossary.md#reconcile) — is a fixed sequence:
-    **fetch** (Git) → **render** (YAML to objects) → **diff** (a server-side-apply dry run,
-    compared with the live objects) → **apply** (only what differs) →
-    **[prune](glossary.md#prune)** (objects that left Git) → **health**. It runs on every Git
-    change, every cluster change it watches, and on a timer. The bars are the last run's
-    timings; once in sync, *apply* is skipped.
+    A [reconcile](glossary.md#reconcile) is a fixed sequence: **fetch** (Git) → **render**
+    (YAML to objects) → **diff** (a server-side-apply dry run against the live objects) →
+    **apply** (only what differs) → **[prune](glossary.md#prune)** (objects that left Git) →
+    **health**. It runs on every Git change, every watched cluster change, and on a timer.
+    First the app in a terminal (Argo CD: `argocd app get`), then the last run's timings
+    (once in sync, *apply* is skipped).
     """),
     live("""
     from gitops_lab.widgets import ReconcileTrace
 
+    !gitops-lab app get guestbook
     trace = ReconcileTrace(lab.apps, "guestbook")
     trace
     """),
@@ -236,28 +223,18 @@ CELLS = [
     assert steps["fetch"]["state"] == "ok" and greeting_sha[:7] in steps["fetch"]["detail"], steps["fetch"]
     assert steps["diff"]["state"] == "ok", steps["diff"]
     """),
-    md("The same app in a terminal — Argo CD's `argocd app get`:"),
-    live("""
-    !gitops-lab app get guestbook
-    """),
     md("""
     ## 7. ✏️ Your turn: write an Application
 
-    The lab has put a second app into Git, in `apps/hello`: a ConfigMap and a Deployment with
-    one pod (the sample app's image again). Nothing deploys it yet — no Application points at
-    it. Write one:
+    The lab put a second app into Git, `apps/hello`; no Application points at it yet. Write one:
 
-    * name `hello`, in the namespace the agent watches (see section 1);
-    * source: the lab's repo (the cell fills in `lab.repo_url`, the address the agent uses: an
-      in-cluster name when the agent runs as a pod, 127.0.0.1 when it runs on this machine),
-      branch `main`, the directory the lab prepared;
-    * destination: the namespace `hello` (created by the agent: `CreateNamespace=true`);
-    * **automated** sync, with prune — so the agent deploys it without being asked.
+    * name `hello`, in the namespace the agent watches;
+    * source: the lab's repo (the cell fills in `lab.repo_url`), branch `main`, the
+      directory the lab prepared; destination: the namespace `hello`;
+    * **automated** sync with prune.
 
-    Fill in the `???`, run the cell (it writes the manifest to a file), then apply it with
-    `!kubectl apply -f {hello_file}` — in a terminal, `kubectl apply -f <the file>`. The check
-    waits up to 90 s for the agent to report the app Synced and Healthy, and tells you what is
-    missing if it does not get there.
+    Fill in the `???`, run the cell (it writes a file), then `!kubectl apply -f {hello_file}`.
+    The check waits up to 90 s for Synced and Healthy, else says what is missing.
     """),
     live("""
     print(lab.read("apps/hello/deployment.yaml"))
@@ -311,16 +288,10 @@ CELLS = [
     """),
     task_check("03-hello"),
     md("""
-    Common slips, and what the check says about them: the Application in another namespace
-    (the agent never sees it), a path that is not in Git (the agent reports a
-    `SourceError` naming it), no `automated:` (the app stays OutOfSync until someone
-    syncs: `!gitops-lab app sync hello`, or add the policy and apply again).
-
-    **Tidy up.** Delete the Application — and look: its objects are still there. An
-    Application without the *resources finalizer* (Argo CD's
-    `resources-finalizer.argocd.argoproj.io`) is deleted alone, like Argo CD's
-    non-cascading delete. So delete its namespace too; the lab then removes `apps/hello` from
-    Git, so the next chapters start from the guestbook alone.
+    **Tidy up.** Delete the Application: its objects stay. Without the resources
+    [finalizer](glossary.md#finalizer) (Argo CD's `resources-finalizer.argocd.argoproj.io`)
+    an Application is deleted alone, as in Argo CD's non-cascading delete. So delete the
+    namespace too; the lab then removes `apps/hello` from Git.
     """),
     live("""
     !kubectl delete application hello -n gitops-lab --ignore-not-found
