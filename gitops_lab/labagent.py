@@ -76,6 +76,22 @@ def stop_agent_process(agent_file: Path) -> None:
     agent_file.unlink(missing_ok=True)
 
 
+def api_server(kubeconfig: Path) -> str:
+    """The API server URL of the kubeconfig's current context ("" when unreadable)."""
+    import yaml
+
+    try:
+        config = yaml.safe_load(kubeconfig.read_text()) or {}
+        current = config.get("current-context")
+        context: dict[str, Any] = next((c["context"] for c in config.get("contexts") or []
+                        if c.get("name") == current), {})
+        cluster: dict[str, Any] = next((c["cluster"] for c in config.get("clusters") or []
+                        if c.get("name") == context.get("cluster")), {})
+        return str(cluster.get("server") or "")
+    except (OSError, yaml.YAMLError, AttributeError, KeyError, TypeError):
+        return ""
+
+
 class AgentSupervisor:
     """Where the lab's agent runs and whether it answers; start, pause and stop it."""
 
@@ -112,6 +128,11 @@ class AgentSupervisor:
         except (OSError, ValueError):
             return None
         if not _pid_alive(int(info.get("pid", 0))) or info.get("kubeconfig") != str(self.kubeconfig):
+            return None
+        if info.get("server") != api_server(self.kubeconfig):
+            # the cluster was re-created under the same name (e.g. `gitops-lab cluster down`,
+            # then up): the old agent still calls an API server that is gone — retire it
+            stop_agent_process(self._agent_file)
             return None
         return dict(info)
 
@@ -203,7 +224,7 @@ class AgentSupervisor:
             proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
         info = {"pid": proc.pid, "url": f"http://127.0.0.1:{port}", "log": str(log),
-                "kubeconfig": str(self.kubeconfig)}
+                "kubeconfig": str(self.kubeconfig), "server": api_server(self.kubeconfig)}
         self._agent_file.write_text(json.dumps(info))
         self._wait_local_agent(info, timeout, proc)
         self._repoint_registry(str(info["url"]))
