@@ -157,12 +157,22 @@ class ArgoBench:
         self.spawn("redis-server", [shutil.which("redis-server") or "redis-server",
                                     "--bind", host, "--port", port, "--save", "",
                                     "--appendonly", "no", "--dir", str(redis_dir)])
+        self.start_repo_server(DEFAULT_RESYNC)
+        self.start_controller(DEFAULT_RESYNC)
+        self.apps = Watcher(self.b.admin, APPS).start()
+        self.b.watchers.append(self.apps)
+
+    def start_repo_server(self, resync: int) -> None:
+        """The repo-server caches what a branch resolves to for `--revision-cache-expiration`,
+        which an install sets from `timeout.reconciliation` (ARGOCD_RECONCILIATION_TIMEOUT, as
+        for the controller): with a 1 s resync and the 3 min default, polling saw a push after
+        ~180 s."""
         tmp = self.b.tmp / "argocd-tmp"
         tmp.mkdir(exist_ok=True)
         gnupg = self.b.tmp / "argocd-gnupg"
         gnupg.mkdir(mode=0o700, exist_ok=True)
-        env = dict(os.environ, TMPDIR=str(tmp), ARGOCD_GPG_ENABLED="false",
-                   ARGOCD_GNUPGHOME=str(gnupg),
+        env = dict(os.environ, ARGOCD_RECONCILIATION_TIMEOUT=f"{resync}s", TMPDIR=str(tmp),
+                   ARGOCD_GPG_ENABLED="false", ARGOCD_GNUPGHOME=str(gnupg),
                    PATH=os.pathsep.join([str(self.tools()), str(self.folder / "bin"),
                                          os.environ.get("PATH", "")]))
         metrics = free_port()
@@ -170,12 +180,10 @@ class ArgoBench:
         self.spawn("argocd-repo-server", [
             str(self.folder / "bin" / "argocd-repo-server"), "--address", rhost, "--port", rport,
             "--metrics-address", "127.0.0.1", "--metrics-port", str(metrics),
-            "--redis", self.redis, "--disable-tls", "--client-ca-path", "", "--loglevel", "warn"], env)
+            "--redis", self.redis, "--disable-tls", "--client-ca-path", "",
+            "--revision-cache-expiration", f"{resync}s", "--loglevel", "warn"], env)
         wait_http_ok(f"http://127.0.0.1:{metrics}/metrics", self.procs["argocd-repo-server"],
                      self.b.tmp / "argocd-repo-server.log")
-        self.start_controller(DEFAULT_RESYNC)
-        self.apps = Watcher(self.b.admin, APPS).start()
-        self.b.watchers.append(self.apps)
 
     def tools(self) -> Path:
         """A folder with `git-verify-wrapper.sh`, which the repo-server runs (from PATH, as the
@@ -197,6 +205,7 @@ class ArgoBench:
     def start_controller(self, resync: int) -> None:
         port = free_port()
         env = dict(os.environ, KUBECONFIG=str(self.b.kubeconfig), ARGOCD_FAKE_IN_CLUSTER="true",
+                   ARGOCD_RECONCILIATION_TIMEOUT=f"{resync}s",
                    TMPDIR=str(self.b.tmp / "argocd-tmp"))
         self.spawn("argocd-application-controller", [
             str(self.folder / "bin" / "argocd-application-controller"),
@@ -213,6 +222,8 @@ class ArgoBench:
     def restart_controller(self, resync: int) -> None:
         self.sample_rss()
         terminate(self.procs.pop("argocd-application-controller", None))
+        terminate(self.procs.pop("argocd-repo-server", None))
+        self.start_repo_server(resync)
         self.start_controller(resync)
 
     def stop(self) -> None:
