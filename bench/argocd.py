@@ -22,6 +22,7 @@ import secrets
 import shutil
 import subprocess
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -54,6 +55,23 @@ NS = "argocd"
 API = "argoproj.io/v1alpha1"
 APPS = f"/apis/argoproj.io/v1alpha1/namespaces/{NS}/applications"
 FAST_RESYNC = 1
+# hack/git-verify-wrapper.sh of Argo CD (the fallback when the build's source copy is gone): an
+# unsigned commit is `git verify-commit` exit 1, reported as no signature, not as an error
+VERIFY_WRAPPER = """#!/bin/sh
+test "$1" = "" && { echo "Wrong usage of git-verify-wrapper.sh" >&2; exit 1; }
+if git describe --exact-match "$1" >/dev/null 2>&1; then
+  TYPE=tag; OUTPUT=$(git verify-tag "$1" 2>&1); RET=$?
+else
+  TYPE=commit; OUTPUT=$(git verify-commit "$1" 2>&1); RET=$?
+fi
+case "$RET" in
+0) echo "$OUTPUT" ;;
+1) if test "$TYPE" = "tag" -a "${OUTPUT%%:*}" = "error"; then OUTPUT=""; fi
+   echo "$OUTPUT"; RET=0 ;;
+*) echo "$OUTPUT" >&2 ;;
+esac
+exit $RET
+"""
 DEFAULT_RESYNC = 180
 
 
@@ -139,24 +157,55 @@ class ArgoBench:
         self.spawn("redis-server", [shutil.which("redis-server") or "redis-server",
                                     "--bind", host, "--port", port, "--save", "",
                                     "--appendonly", "no", "--dir", str(redis_dir)])
+        self.start_repo_server(DEFAULT_RESYNC)
+        self.start_controller(DEFAULT_RESYNC)
+        self.apps = Watcher(self.b.admin, APPS).start()
+        self.b.watchers.append(self.apps)
+
+    def start_repo_server(self, resync: int) -> None:
+        """The repo-server caches what a branch resolves to for `--revision-cache-expiration`,
+        which an install sets from `timeout.reconciliation` (ARGOCD_RECONCILIATION_TIMEOUT, as
+        for the controller): with a 1 s resync and the 3 min default, polling saw a push after
+        ~180 s."""
         tmp = self.b.tmp / "argocd-tmp"
         tmp.mkdir(exist_ok=True)
-        env = dict(os.environ, TMPDIR=str(tmp), ARGOCD_GPG_ENABLED="false")
+        gnupg = self.b.tmp / "argocd-gnupg"
+        gnupg.mkdir(mode=0o700, exist_ok=True)
+        env = dict(os.environ, ARGOCD_RECONCILIATION_TIMEOUT=f"{resync}s", TMPDIR=str(tmp),
+                   ARGOCD_GPG_ENABLED="false", ARGOCD_GNUPGHOME=str(gnupg),
+                   PATH=os.pathsep.join([str(self.tools()), str(self.folder / "bin"),
+                                         os.environ.get("PATH", "")]))
         metrics = free_port()
         rhost, rport = self.repo_server.split(":")
         self.spawn("argocd-repo-server", [
             str(self.folder / "bin" / "argocd-repo-server"), "--address", rhost, "--port", rport,
             "--metrics-address", "127.0.0.1", "--metrics-port", str(metrics),
-            "--redis", self.redis, "--disable-tls", "--client-ca-path", "", "--loglevel", "warn"], env)
+            "--redis", self.redis, "--disable-tls", "--client-ca-path", "",
+            "--revision-cache-expiration", f"{resync}s", "--loglevel", "warn"], env)
         wait_http_ok(f"http://127.0.0.1:{metrics}/metrics", self.procs["argocd-repo-server"],
                      self.b.tmp / "argocd-repo-server.log")
-        self.start_controller(DEFAULT_RESYNC)
-        self.apps = Watcher(self.b.admin, APPS).start()
-        self.b.watchers.append(self.apps)
+
+    def tools(self) -> Path:
+        """A folder with `git-verify-wrapper.sh`, which the repo-server runs (from PATH, as the
+        image ships it in /usr/local/bin) on every revision it generates manifests for, GPG
+        enabled or not (v3.5.3 `VerifyCommitSignature`, deprecated); without it every
+        GenerateManifest fails with a bare `permission denied`. Argo CD's own script from the
+        module's source (hack/), or the same logic if that copy is gone."""
+        folder = self.b.tmp / "argocd-tools"
+        folder.mkdir(exist_ok=True)
+        script = folder / "git-verify-wrapper.sh"
+        shipped = self.folder / "build" / "argocd" / "src" / "hack" / "git-verify-wrapper.sh"
+        if shipped.is_file():
+            shutil.copyfile(shipped, script)
+        else:
+            script.write_text(VERIFY_WRAPPER)
+        script.chmod(0o755)
+        return folder
 
     def start_controller(self, resync: int) -> None:
         port = free_port()
         env = dict(os.environ, KUBECONFIG=str(self.b.kubeconfig), ARGOCD_FAKE_IN_CLUSTER="true",
+                   ARGOCD_RECONCILIATION_TIMEOUT=f"{resync}s",
                    TMPDIR=str(self.b.tmp / "argocd-tmp"))
         self.spawn("argocd-application-controller", [
             str(self.folder / "bin" / "argocd-application-controller"),
@@ -173,6 +222,8 @@ class ArgoBench:
     def restart_controller(self, resync: int) -> None:
         self.sample_rss()
         terminate(self.procs.pop("argocd-application-controller", None))
+        terminate(self.procs.pop("argocd-repo-server", None))
+        self.start_repo_server(resync)
         self.start_controller(resync)
 
     def stop(self) -> None:
