@@ -27,20 +27,19 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from bench.flux import Pair, free_port, peer_row, wait_established, wait_http_ok
-from bench.peerbuild import ARGOCD_VERSION, argocd_dir, build_record
-from bench.report import Row, fmt_mb, fmt_ratio, fmt_s
+from bench.flux import free_port, wait_established, wait_http_ok
+from bench.peerbase import PeerBench, cm_yaml
+from bench.peerbuild import ARGOCD_VERSION, argocd_dir
+from bench.report import Row, fmt_ratio, fmt_s
 from bench.support import (
     Watcher,
     WriteCount,
     clock,
-    configmap,
     count_requests,
     deployment,
     object_set,
     p50,
     p95,
-    proc_memory,
     say,
     st,
     terminate,
@@ -84,10 +83,6 @@ def argocd_needs() -> str:
     return ""
 
 
-def cm_yaml(value: str) -> str:
-    return yaml.safe_dump(configmap("latency", value), sort_keys=False)
-
-
 def synced(name: str, sha: str) -> Any:
     def pred(n: str, obj: dict[str, Any]) -> bool:
         return (n == name and st(obj, "sync", "status") == "Synced"
@@ -95,23 +90,17 @@ def synced(name: str, sha: str) -> Any:
     return pred
 
 
-class ArgoBench:
+class ArgoBench(PeerBench):
+    peer = "Argo CD"
+    version = ARGOCD_VERSION
+    build_note = (" (application-controller + repo-server in one binary; its metrics listener "
+                  "patched from 0.0.0.0 to 127.0.0.1)")
+
     def __init__(self, bench: Bench) -> None:
-        self.b = bench
-        self.folder = argocd_dir()
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        super().__init__(bench, argocd_dir())
         self.apps: Watcher | None = None
-        self.namespaces: list[str] = []
-        self.peak: dict[str, int] = {}
         self.redis = f"127.0.0.1:{free_port()}"
         self.repo_server = f"127.0.0.1:{free_port()}"
-
-    @property
-    def label(self) -> str:
-        return f"Argo CD {ARGOCD_VERSION}"
-
-    def row(self, what: str, ours: Pair, theirs: Pair) -> Row:
-        return peer_row(self.label, "Argo CD", what, ours, theirs)
 
     # ---- lifecycle -------------------------------------------------------------------------------
     def run(self) -> None:
@@ -236,11 +225,6 @@ class ArgoBench:
         for ns in self.namespaces:
             with contextlib.suppress(KubeError):
                 self.b.admin.delete("v1", "Namespace", ns, propagation="Background")
-
-    def sample_rss(self) -> None:
-        for name, proc in self.procs.items():
-            with contextlib.suppress(OSError):
-                self.peak[name] = max(self.peak.get(name, 0), proc_memory(proc.pid)["VmHWM"])
 
     # ---- apps ---------------------------------------------------------------------------------------
     def app(self, name: str, files: dict[str, str], timeout: float = 120) -> tuple[str, str, float]:
@@ -393,21 +377,3 @@ class ArgoBench:
             f"writes, {writes.app} Application writes (annotation removal and status: Argo CD "
             f"keeps status in the object), {writes.events} Events, {writes.dry_runs} dry runs, "
             f"{writes.reads} reads")
-
-    def rss(self) -> None:
-        self.sample_rss()
-        total = sum(self.peak.values())
-        ours = self.b.figures.get("rss_kb")
-        parts = " + ".join(f"{n} {fmt_mb(v)}" for n, v in self.peak.items())
-        self.b.report.add(Row(
-            f"vs {self.label}: peak RSS (VmHWM) of all the peer's processes ({parts}), "
-            "through its scenarios incl. 1,000 objects",
-            fmt_mb(ours) if ours else "n/a (phase not run)",
-            f"Argo CD {fmt_mb(total)}", fmt_ratio(ours, total) if ours else "n/a"))
-        built = build_record(self.folder)
-        if built:
-            self.b.report.note(
-                f"{self.label} was built here from the module proxy (go build, nice 19, 2 shared "
-                "cores): " + ", ".join(f"{k} {fmt_s(v)}" for k, v in built.items())
-                + " cold (application-controller + repo-server in one binary; its metrics "
-                "listener patched from 0.0.0.0 to 127.0.0.1)")

@@ -33,20 +33,19 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from bench.githttp import GitHTTP
-from bench.peerbuild import FLUX_VERSION, build_record, flux_dir
-from bench.report import Row, fmt_mb, fmt_ratio, fmt_s
+from bench.peerbase import PeerBench, cm_yaml
+from bench.peerbuild import FLUX_VERSION, flux_dir
+from bench.report import Row, fmt_ratio, fmt_s
 from bench.support import (
     Kubectl,
     Watcher,
     WriteCount,
     clock,
-    configmap,
     count_requests,
     deployment,
     object_set,
     p50,
     p95,
-    proc_memory,
     say,
     st,
     terminate,
@@ -104,29 +103,22 @@ def wait_established(kubectl: Kubectl, crds: Path, timeout: float = 60) -> None:
         time.sleep(0.5)
 
 
-def cm_yaml(value: str) -> str:
-    return yaml.safe_dump(configmap("latency", value), sort_keys=False)
-
-
 def applied(name: str, sha: str) -> Any:
     def pred(n: str, obj: dict[str, Any]) -> bool:
         return n == name and str(st(obj, "lastAppliedRevision") or "").endswith(sha)
     return pred
 
 
-class FluxBench:
+class FluxBench(PeerBench):
+    peer = "Flux"
+    version = FLUX_VERSION
+    build_note = ("; source-controller with github.com/fluxcd/pkg/artifact v0.18.0 in place of "
+                  "v0.18.3 (that zip is not served here)")
+
     def __init__(self, bench: Bench) -> None:
-        self.b = bench
-        self.folder = flux_dir()
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        super().__init__(bench, flux_dir())
         self.http: GitHTTP | None = None
         self.ks: Watcher | None = None
-        self.namespaces: list[str] = []
-        self.peak: dict[str, int] = {}
-
-    @property
-    def label(self) -> str:
-        return f"Flux {FLUX_VERSION}"
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def run(self) -> None:
@@ -182,11 +174,6 @@ class FluxBench:
         for ns in self.namespaces:
             with contextlib.suppress(KubeError):
                 self.b.admin.delete("v1", "Namespace", ns, propagation="Background")
-
-    def sample_rss(self) -> None:
-        for name, proc in self.procs.items():
-            with contextlib.suppress(OSError):
-                self.peak[name] = max(self.peak.get(name, 0), proc_memory(proc.pid)["VmHWM"])
 
     # ---- objects -------------------------------------------------------------------------------
     def source(self, name: str, interval: str) -> None:
@@ -352,43 +339,3 @@ class FluxBench:
             f"writes, {writes.app} Kustomization/GitRepository writes, {writes.events} Events, "
             f"{writes.app_status} status writes, {writes.dry_runs} dry runs, {writes.reads} reads "
             f"(of the Kustomization writes, {n} are the bench's requestedAt PATCHes)")
-
-    def rss(self) -> None:
-        self.sample_rss()
-        total = sum(self.peak.values())
-        ours = self.b.figures.get("rss_kb")
-        parts = " + ".join(f"{n} {fmt_mb(v)}" for n, v in self.peak.items())
-        self.b.report.add(Row(
-            f"vs {self.label}: peak RSS (VmHWM) of all the peer's processes ({parts}), "
-            "through its scenarios incl. 1,000 objects",
-            fmt_mb(ours) if ours else "n/a (agent phase not run)",
-            f"Flux {fmt_mb(total)}", fmt_ratio(ours, total) if ours else "n/a"))
-        built = build_record(self.folder)
-        if built:
-            self.b.report.note(
-                f"{self.label} was built here from the module proxy (go build, nice 19, 2 shared "
-                "cores): " + ", ".join(f"{k} {fmt_s(v)}" for k, v in built.items())
-                + " cold; source-controller with github.com/fluxcd/pkg/artifact v0.18.0 in "
-                "place of v0.18.3 (that zip is not served here)")
-
-    def row(self, what: str, ours: Pair, theirs: Pair) -> Row:
-        return peer_row(self.label, "Flux", what, ours, theirs)
-
-
-Pair = tuple[float | None, float | None]
-
-
-def peer_row(label: str, peer: str, what: str, ours: Pair, theirs: Pair) -> Row:
-    """One side-by-side row: gitops-lab in the value column, the peer as the baseline, and
-    the ratio gitops-lab ÷ peer (below 1× = gitops-lab leads), p50 · p95 where both exist."""
-    def two(p: Pair) -> str:
-        if p[0] is None:
-            return "n/a (phase not run)"
-        return f"p50 {fmt_s(p[0])} · p95 {fmt_s(p[1])}" if p[1] is not None else fmt_s(p[0])
-
-    ratio = "n/a"
-    if ours[0] is not None and theirs[0] is not None:
-        ratio = fmt_ratio(ours[0], theirs[0])
-        if ours[1] is not None and theirs[1] is not None:
-            ratio += f" · {fmt_ratio(ours[1], theirs[1])}"
-    return Row(f"vs {label}: {what}", two(ours), f"{peer} {two(theirs)}", ratio)
