@@ -20,8 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitops_lab.cluster.binaries import BinaryError, offline_goproxy
-from gitops_lab.paths import cache_root, peers_dir
+from gitops_lab.cluster.binaries import BinaryError
+from gitops_lab.cluster.binaries import go_env as lab_go_env
+from gitops_lab.paths import peers_dir
 
 Progress = Callable[[str], None]
 
@@ -55,14 +56,9 @@ def go_binary() -> str:
 
 
 def go_env(work: Path) -> dict[str, str]:
-    env = dict(os.environ)
+    """The lab's Go build environment, with this machine's Go whatever go.mod asks for."""
+    env = lab_go_env(work)
     env["GOTOOLCHAIN"] = "local"
-    env["CGO_ENABLED"] = "0"
-    env["GOFLAGS"] = "-mod=mod -buildvcs=false"
-    env.setdefault("GOCACHE", str(cache_root() / "go-build"))
-    env["GOWORK"] = "off"
-    env["GOPROXY"] = offline_goproxy(env.get("GOPROXY", ""))
-    env["PWD"] = str(work)
     return env
 
 

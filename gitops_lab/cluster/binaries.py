@@ -140,7 +140,9 @@ def _go() -> str:
     return go
 
 
-def _go_env(work: Path) -> dict[str, str]:
+def go_env(work: Path) -> dict[str, str]:
+    """The environment every Go build of the lab runs with: module mode, no cgo, the lab's
+    build cache, and the machine's GOPROXY minus `direct` (see offline_goproxy)."""
     env = dict(os.environ)
     env.setdefault("GOTOOLCHAIN", "local")
     env["CGO_ENABLED"] = "0"
@@ -150,6 +152,9 @@ def _go_env(work: Path) -> dict[str, str]:
     env["GOPROXY"] = offline_goproxy(env.get("GOPROXY", ""))
     env["PWD"] = str(work)
     return env
+
+
+_go_env = go_env  # the name nodeimage.py imports (its text is part of the node image's hash)
 
 
 def offline_goproxy(value: str) -> str:
@@ -211,7 +216,7 @@ def _build_kubernetes(out: Path, progress: Progress,
     go = _go()
     work = build_dir(f"kubernetes-{KUBERNETES_VERSION}")
     work.mkdir(parents=True, exist_ok=True)
-    env = _go_env(work)
+    env = go_env(work)
     staging = _staging_modules(go, work, env)
     minor = KUBERNETES_VERSION.split(".")[1]
     staging_version = f"v0.{minor}.{KUBERNETES_VERSION.split('.')[2]}"
@@ -254,7 +259,7 @@ def _build_etcd(out: Path, progress: Progress) -> None:
     go = _go()
     work = build_dir(f"etcd-{ETCD_VERSION}")
     work.mkdir(parents=True, exist_ok=True)
-    env = _go_env(work)
+    env = go_env(work)
     (work / "go.mod").write_text(
         "module gitops-lab/etcd-build\n\ngo 1.25\n\n"
         f"require go.etcd.io/etcd/server/v3 {ETCD_VERSION}\n"
@@ -274,7 +279,7 @@ def _install(module: str, version: str, out: Path, progress: Progress, ldflags: 
     go = _go()
     work = build_dir("install")
     work.mkdir(parents=True, exist_ok=True)
-    env = _go_env(work)
+    env = go_env(work)
     env["GOBIN"] = str(out)
     env["GOFLAGS"] = "-buildvcs=false"
     progress(f"installing {module}@{version}")

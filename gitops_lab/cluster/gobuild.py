@@ -10,7 +10,7 @@ import shutil
 from importlib.resources import files
 from pathlib import Path
 
-from gitops_lab.cluster.binaries import Progress, _go, _go_env, _run
+from gitops_lab.cluster.binaries import Progress, _go, _run, go_env
 from gitops_lab.paths import build_dir, cache_root
 
 __all__ = ["COREDNS_VERSION", "GUESTBOOK_VERSIONS", "go_app", "guestbook_binary"]
@@ -47,7 +47,7 @@ def go_app(app: str, *, ldflags: str = "", tag: str = "", progress: Progress | N
     (work / "go.mod").write_text(gomod)
     (work / "main.go").write_text(source)
     go = _go()
-    env = _go_env(work)
+    env = go_env(work)
     if requires:
         _run([go, "mod", "tidy"], work, env, say, f"go mod tidy ({app})")
     out.parent.mkdir(parents=True, exist_ok=True)
