@@ -296,25 +296,7 @@ class ArgoBench(PeerBench):
         self.app(name, {"app/deployment.yaml": yaml.safe_dump(deployment("web", desired),
                                                                sort_keys=False)})
         ns = self.namespaces[-1]
-        deps = Watcher(self.b.admin, f"/apis/apps/v1/namespaces/{ns}/deployments").start()
-        heal: list[float] = []
-        try:
-            for i in range(self.b.opts.trials):
-                replicas = desired + 1 + i % 3
-                t0 = clock()
-                self.b.admin.request(
-                    "PATCH", f"/apis/apps/v1/namespaces/{ns}/deployments/web/scale",
-                    body={"spec": {"replicas": replicas}},
-                    content_type="application/merge-patch+json")
-                t_seen, _ = deps.wait(lambda n, o, r=replicas: n == "web" and  # type: ignore[misc]
-                                      o["spec"].get("replicas") == r, t0, 10, "the scale")
-                t_heal, _ = deps.wait(lambda n, o: n == "web" and
-                                      o["spec"].get("replicas") == desired, t_seen, 60, "the heal")
-                heal.append(t_heal - t0)
-                say(f"  drift trial {i + 1}/{self.b.opts.trials}: healed {fmt_s(t_heal - t0)}")
-                time.sleep(0.1 + 0.2 * (i % 5))
-        finally:
-            deps.stop()
+        heal = self.heal_trials(ns, desired)
         self.b.admin.delete(API, "Application", name, NS, propagation="Background")
         self.sample_rss()
         self.b.report.add(self.row(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,7 +13,7 @@ import yaml
 
 from bench.peerbuild import build_record
 from bench.report import Row, fmt_mb, fmt_ratio, fmt_s
-from bench.support import configmap, proc_memory
+from bench.support import Watcher, clock, configmap, proc_memory, say
 
 if TYPE_CHECKING:
     from bench.scenarios import Bench
@@ -66,6 +67,30 @@ class PeerBench:
         for name, proc in self.procs.items():
             with contextlib.suppress(OSError):
                 self.peak[name] = max(self.peak.get(name, 0), proc_memory(proc.pid)["VmHWM"])
+
+    def heal_trials(self, ns: str, desired: int) -> list[float]:
+        """Scale the Deployment `web` in `ns` away from `desired`, `trials` times; seconds from
+        each scale to the peer putting `desired` back."""
+        deps = Watcher(self.b.admin, f"/apis/apps/v1/namespaces/{ns}/deployments").start()
+        heal: list[float] = []
+        try:
+            for i in range(self.b.opts.trials):
+                replicas = desired + 1 + i % 3
+                t0 = clock()
+                self.b.admin.request(
+                    "PATCH", f"/apis/apps/v1/namespaces/{ns}/deployments/web/scale",
+                    body={"spec": {"replicas": replicas}},
+                    content_type="application/merge-patch+json")
+                t_seen, _ = deps.wait(lambda n, o, r=replicas: n == "web" and  # type: ignore[misc]
+                                      o["spec"].get("replicas") == r, t0, 10, "the scale")
+                t_heal, _ = deps.wait(lambda n, o: n == "web" and
+                                      o["spec"].get("replicas") == desired, t_seen, 60, "the heal")
+                heal.append(t_heal - t0)
+                say(f"  drift trial {i + 1}/{self.b.opts.trials}: healed {fmt_s(t_heal - t0)}")
+                time.sleep(0.1 + 0.2 * (i % 5))
+        finally:
+            deps.stop()
+        return heal
 
     def rss(self) -> None:
         self.sample_rss()
